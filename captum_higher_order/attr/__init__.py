@@ -1,0 +1,1 @@
+"""One module per method; the public names are re-exported by the package."""

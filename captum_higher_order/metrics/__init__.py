@@ -1,0 +1,1 @@
+"""Metrics for higher-order attributions (Taylor-model quality, interaction detection)."""
