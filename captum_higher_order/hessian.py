@@ -296,7 +296,7 @@ class _Engine:
             try:
                 products = self._once(make_vectors(start, stop))
             except Exception as err:
-                if not _is_oom(err) or chunk == 1:
+                if not _is_oom(err) or stop - start == 1:
                     if _is_oom(err):
                         raise MemoryError(
                             "Out of memory with one Hessian-vector product at a "
@@ -304,7 +304,7 @@ class _Engine:
                             "`feature_mask`."
                         ) from err
                     raise
-                chunk = max(1, chunk // 2)
+                chunk = max(1, (stop - start) // 2)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 continue
