@@ -1,0 +1,165 @@
+"""Benchmark of the HVP engine: what does one more Hessian-vector product cost?
+
+Prints, for a small CNN and torchvision's resnet18 at 64x64 (random weights,
+cross-entropy of the predicted class, batch 4), the cost of ONE HVP when k are
+computed together, divided by the cost of one batched gradient measured in the
+same run, for k in {1, 4, 16} and each engine mode, plus a loop of
+``torch.autograd.functional.hvp`` as the baseline. Then the time of a full
+784 x 784 per-sample Hessian of an MLP against a per-feature double-backward
+loop. Ratios, not absolute times, are the result: machines are noisy.
+
+Run: ``python benchmarks/hvp.py [--quick] [--device cuda]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+from torch import nn
+
+from captum_higher_order.hessian import hessian, hvp, value_and_grad
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], device: str) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def median_time(fn: Callable[[], object], repeats: int, device: str) -> float:
+    fn()  # warm-up
+    return statistics.median(timed(fn, device) for _ in range(repeats))
+
+
+def median_ratio(
+    fn: Callable[[], object], base: Callable[[], object], repeats: int, device: str
+) -> float:
+    """Median of time(fn) / time(base), the two timed back to back each round so
+    that load from other processes hits both alike."""
+    fn(), base()  # warm-up
+    return statistics.median(timed(fn, device) / timed(base, device) for _ in range(repeats))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        )
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+def models(device: str) -> Dict[str, nn.Module]:
+    torch.manual_seed(0)
+    out: Dict[str, nn.Module] = {"small CNN": SmallCNN()}
+    try:
+        import torchvision
+
+        out["resnet18"] = torchvision.models.resnet18(weights=None)
+    except Exception as err:  # pragma: no cover - torchvision optional
+        print(f"(resnet18 skipped: {err})")
+    return {k: v.to(device).eval() for k, v in out.items()}
+
+
+def make_runner(model: nn.Module, x: torch.Tensor, target: List[int], v: torch.Tensor,
+                mode: str) -> Callable[[], object]:
+    """k HVPs for every sample of ``x`` with the vectors ``v`` (B, k, ...)."""
+    if mode != "autograd.functional loop":
+        return lambda: hvp(model, x, v, target=target, objective="cross_entropy", mode=mode)
+    labels = torch.tensor(target, device=x.device)
+
+    def loss(inp: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(model(inp), labels, reduction="sum")
+
+    return lambda: [torch.autograd.functional.hvp(loss, x, v[:, j])[1]
+                    for j in range(v.shape[1])]
+
+
+def hvp_table(device: str, ks: List[int], repeats: int) -> List[str]:
+    rows = ["| model | mode | " + " | ".join(f"k={k}" for k in ks) + " |",
+            "|---|---|" + "---|" * len(ks)]
+    for name, model in models(device).items():
+        x = torch.randn(4, 3, 64, 64, device=device)
+        target = model(x).argmax(1).tolist()
+
+        def grad_once(model: nn.Module = model, x: torch.Tensor = x,
+                      target: List[int] = target) -> object:
+            return value_and_grad(model, x, target=target, objective="cross_entropy")
+
+        grad_cost = median_time(grad_once, repeats, device)
+        for mode in ["fwd_rev", "rev_rev", "ggn", "autograd.functional loop"]:
+            cells = []
+            for k in ks:
+                v = torch.randn(4, k, 3, 64, 64, device=device)
+                run = make_runner(model, x, target, v, mode)
+                cells.append(f"{median_ratio(run, grad_once, repeats, device) / k:.2f}")
+            rows.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+        print(f"{name}: one batched gradient = {grad_cost * 1e3:.1f} ms")
+    return rows
+
+
+def full_hessian_table(device: str, repeats: int) -> List[str]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.GELU(), nn.Linear(256, 256), nn.GELU(),
+                          nn.Linear(256, 10)).to(device).eval()
+    x = torch.randn(4, 784, device=device)
+    target = model(x).argmax(1)
+
+    def ours() -> torch.Tensor:
+        return hessian(model, x, target=target, objective="cross_entropy")
+
+    def loop() -> torch.Tensor:
+        xr = x.clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(xr), target, reduction="sum")
+        (g,) = torch.autograd.grad(loss, xr, create_graph=True)
+        rows = [torch.autograd.grad(g[:, i].sum(), xr, retain_graph=True)[0]
+                for i in range(784)]
+        return torch.stack(rows, dim=1)
+
+    err = float((ours() - loop()).norm() / loop().norm())
+    t_ours = median_time(ours, repeats, device)
+    t_loop = median_time(loop, max(1, repeats // 2), device)
+    return [
+        "| full 784x784 Hessian, batch 4 | time | speed-up |",
+        "|---|---|---|",
+        f"| per-feature double-backward loop | {t_loop * 1e3:.0f} ms | 1.0x |",
+        f"| captum_higher_order.hessian | {t_ours * 1e3:.0f} ms | {t_loop / t_ours:.1f}x |",
+        f"(relative difference between the two: {err:.1e})",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 7
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, device {args.device}")
+    if args.device == "cuda":
+        print(torch.cuda.get_device_name())
+    print("\nPer-HVP cost of k batched HVPs / one batched gradient (lower is better)")
+    print("\n".join(hvp_table(args.device, [1, 4, 16], repeats)))
+    print()
+    print("\n".join(full_hessian_table(args.device, repeats)))
+
+
+if __name__ == "__main__":
+    main()
