@@ -177,6 +177,21 @@ def expand_samples(fmt: FormattedInputs, n: int) -> FormattedInputs:
     return FormattedInputs(inputs, fmt.is_tuple, args, fmt.batch_size * n)
 
 
+def slice_samples(fmt: FormattedInputs, start: int, stop: int) -> FormattedInputs:
+    """Samples ``start..stop-1`` of ``fmt``, including batched tensor extra args
+    (those whose dim 0 is the batch), so a method can process inputs in blocks."""
+    inputs = tuple(x[start:stop] for x in fmt.inputs)
+    args = fmt.additional_forward_args
+    if args is not None:
+        args = tuple(
+            a[start:stop]
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == fmt.batch_size
+            else a
+            for a in args
+        )
+    return FormattedInputs(inputs, fmt.is_tuple, args, stop - start)
+
+
 def run_forward(
     forward_func: Callable[..., Tensor],
     inputs: Sequence[Tensor],
