@@ -1,0 +1,333 @@
+"""SecondOrderSaliency: the curvature-aware saliency map of Singla et al. (2019).
+
+Singla, Wallace, Feng and Feizi, "Understanding Impacts of High-Order Loss
+Approximations and Features in Deep Learning Interpretation", ICML 2019 (CASO).
+
+With ``l`` the loss of the target class at the input ``x``, ``g = grad_x l`` and
+``H = hess_x l``, the map is the perturbation that maximises the second-order
+model of the loss under a ridge penalty:
+
+    d* = argmin_d  -g^T d - 1/2 d^T H d + lambda2/2 ||d||^2
+       = (lambda2 I - H)^{-1} g,
+
+which is convex when ``lambda2 > lambda_max(H)``. We solve the linear system
+with conjugate gradients on batched Hessian-vector products (every step is one
+HVP for the whole batch), instead of a fixed number of gradient steps. Without
+the Hessian term (``second_order=False``, "CAFO") the map is ``g / lambda2``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
+
+import torch
+from captum.attr import GradientAttribution
+from torch import Tensor
+
+from captum_higher_order._captum import log_usage
+from captum_higher_order._inputs import (
+    TargetType,
+    TensorOrTuple,
+    check_objective,
+    resolve_target,
+)
+from captum_higher_order.hessian import (
+    MODES,
+    _Engine,
+    _flat_operator,
+    _lanczos,
+    _make_problem,
+    _Problem,
+    _warn_if_zero,
+    solve,
+    value_and_grad,
+)
+
+__all__ = ["SecondOrderSaliency", "SecondOrderInfo", "LAMBDA2_MODES"]
+
+#: How ``lambda2`` is read: ``"shift"`` adds it to ``lambda_max(H)`` (the public
+#: CASO code's rule, always convex), ``"absolute"`` uses it as given.
+LAMBDA2_MODES = ("shift", "absolute")
+
+
+class SecondOrderInfo(NamedTuple):
+    """What the last :meth:`SecondOrderSaliency.attribute` call used.
+
+    Attributes:
+        lambda_max (Tensor): ``(B,)`` largest Hessian eigenvalue per sample
+            (zeros when ``second_order=False``).
+        lambda2_eff (Tensor): ``(B,)`` the ridge actually used.
+        residual (Tensor): ``(B,)`` relative CG residual
+            ``||g - (lambda2_eff I - H) d|| / ||g||`` (zeros for CAFO).
+        iterations (Tensor): ``(B,)`` CG iterations per sample.
+        hvps (int): Batched Hessian-vector-product passes (Lanczos plus CG).
+    """
+
+    lambda_max: Tensor
+    lambda2_eff: Tensor
+    residual: Tensor
+    iterations: Tensor
+    hvps: int
+
+
+# --------------------------------------------------------------------------- shared with
+# GroupSparseSaliency: argument checks, the loss gradient and the convex ridge.
+
+
+def check_caso_args(lambda2: float, lambda2_mode: str, objective: str, mode: str) -> None:
+    """Validate the arguments both CASO methods share."""
+    if isinstance(lambda2, bool) or not isinstance(lambda2, (int, float)):
+        raise TypeError(f"`lambda2` must be a positive float, got {type(lambda2).__name__}.")
+    if not math.isfinite(lambda2) or lambda2 <= 0:
+        raise ValueError(
+            f"`lambda2` must be a positive finite float (the ridge weight), got {lambda2}."
+        )
+    if lambda2_mode not in LAMBDA2_MODES:
+        raise ValueError(
+            f"Unknown lambda2_mode {lambda2_mode!r}; choose 'shift' (lambda2 is added to "
+            "the largest Hessian eigenvalue) or 'absolute' (lambda2 is used as given)."
+        )
+    check_objective(objective)
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+
+
+def make_problem(
+    forward_func: Callable[..., Tensor],
+    inputs: TensorOrTuple,
+    target: TargetType,
+    additional_forward_args: Any,
+    objective: str,
+    mode: str,
+) -> Tuple[_Problem, Tensor]:
+    """The engine problem with the target fixed at the clean input (the predicted
+    class when None) and the flat loss gradient ``g`` ``(B, F)``."""
+    problem = _make_problem(
+        forward_func, inputs, target, additional_forward_args, objective, mode
+    )
+    fmt = problem.fmt
+    problem.target = resolve_target(forward_func, fmt, problem.target, objective)
+    _, grads = value_and_grad(
+        forward_func, fmt.inputs, problem.target, fmt.additional_forward_args, objective
+    )
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return problem, fmt.flatten(grads)
+
+
+class CountingOperator:
+    """``(B, F) -> (B, F)`` Hessian-vector products of one problem, counting the
+    batched HVP passes (the cost unit the benchmarks report)."""
+
+    def __init__(self, problem: _Problem, mode: str) -> None:
+        self.matvec = _flat_operator(_Engine(problem, mode), problem.fmt)
+        self.calls = 0
+
+    def __call__(self, v: Tensor) -> Tensor:
+        self.calls += 1
+        return self.matvec(v)
+
+
+def convex_ridge(
+    problem: _Problem,
+    operator: CountingOperator,
+    lambda2: float,
+    lambda2_mode: str,
+    eig_tol: float,
+    eig_max_iter: Optional[int],
+) -> Tuple[Tensor, Tensor]:
+    """``(lambda_max, lambda2_eff)`` per sample.
+
+    ``lambda_max`` is the largest (algebraic) Hessian eigenvalue, from the
+    engine's batched Lanczos (as in
+    :func:`~captum_higher_order.hessian.top_eigenpairs`). In ``"shift"`` mode
+    ``lambda2_eff = lambda_max + lambda2``; in ``"absolute"`` mode
+    ``lambda2_eff = lambda2``, refused when it does not make
+    ``lambda2_eff I - H`` positive definite.
+    """
+    fmt = problem.fmt
+    n = fmt.num_features
+    steps = eig_max_iter if eig_max_iter is not None else min(n, 60)
+    steps = max(1, min(steps, n))
+    values, _, residuals = _lanczos(
+        operator, fmt.batch_size, n, 1, "LA", eig_tol, steps, fmt, 0
+    )
+    lambda_max = values[:, 0]
+    scale = lambda_max.abs().clamp_min(1e-30)
+    if bool((residuals[:, 0] > 10 * eig_tol * scale).any()):
+        warnings.warn(
+            f"Lanczos did not reach eig_tol={eig_tol} for lambda_max in {steps} steps "
+            f"(largest residual {float(residuals.max()):.2e}); raise eig_max_iter.",
+            stacklevel=3,
+        )
+    _warn_if_zero(values, problem.objective)
+    if lambda2_mode == "shift":
+        return lambda_max, lambda_max + lambda2
+    lam = torch.full_like(lambda_max, float(lambda2))
+    bad = lam <= lambda_max
+    if bool(bad.any()):
+        worst = float(lambda_max.max())
+        raise ValueError(
+            f"lambda2={lambda2} with lambda2_mode='absolute' makes the CASO problem "
+            f"non-convex for sample(s) {bad.nonzero().flatten().tolist()}: the largest "
+            f"Hessian eigenvalue is {worst:.6g}. Choose lambda2 > {worst:.6g}, or use "
+            "lambda2_mode='shift' (lambda2 is then added to lambda_max per sample)."
+        )
+    return lambda_max, lam
+
+
+# --------------------------------------------------------------------------- the method
+
+
+class SecondOrderSaliency(GradientAttribution):
+    r"""Curvature-aware saliency (CASO without sparsity), Singla et al. 2019.
+
+    For each sample, with ``l`` the cross-entropy of the target class (the class
+    predicted at the input when ``target`` is None), ``g = grad_x l`` and
+    ``H = hess_x l``, returns the maximiser of the regularised second-order model
+    of the loss,
+
+    .. math::
+
+        d^* = \arg\min_d\; -g^\top d - \tfrac12 d^\top H d
+              + \tfrac{\lambda_2}{2}\lVert d\rVert^2
+            = (\lambda_2 I - H)^{-1} g ,
+
+    solved by conjugate gradients on batched Hessian-vector products. The map
+    points in the direction that increases the loss (a positive entry raises
+    the loss of the target class). ``lambda2_mode="shift"`` (default, as in the
+    authors' code) uses ``lambda2_eff = lambda_max(H) + lambda2``, which keeps
+    the problem convex for any ``lambda2 > 0``; ``lambda_max`` comes from batched
+    Lanczos. ``second_order=False`` gives the first-order map ``g / lambda2``
+    (CAFO), for comparison.
+
+    For piecewise-linear networks (ReLU, max-pool) the cross-entropy Hessian is
+    ``J^T (diag(p) - p p^T) J`` and is nearly rank one, parallel to ``g``, when
+    the prediction is confident; then ``d*`` is nearly parallel to ``g``. See
+    :func:`captum_higher_order.analysis.hessian_spectrum` to check that per
+    sample. After each call, :attr:`last_info` holds a :class:`SecondOrderInfo`
+    (``lambda_max``, ``lambda2_eff``, CG residual, iterations, HVP count).
+
+    Args:
+        forward_func (Callable): The model or function, returning ``(B, C)``
+            class scores (or ``(B,)`` with ``objective="output"``). Batch-norm
+            must be in eval mode.
+        mode (str, optional): HVP mode of the engine: ``"auto"``, ``"fwd_rev"``,
+            ``"rev_rev"`` or ``"ggn"`` (exact for piecewise-linear networks).
+            Default: ``"auto"``
+    """
+
+    def __init__(self, forward_func: Callable[..., Tensor], mode: str = "auto") -> None:
+        GradientAttribution.__init__(self, forward_func)
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        self.mode = mode
+        self.last_info: Optional[SecondOrderInfo] = None
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        objective: str = "cross_entropy",
+        lambda2: float = 4.0,
+        lambda2_mode: str = "shift",
+        second_order: bool = True,
+        cg_tol: float = 1e-5,
+        cg_max_iter: Optional[int] = None,
+        eig_tol: float = 1e-4,
+        eig_max_iter: Optional[int] = None,
+        return_convergence_delta: bool = False,
+    ) -> Union[TensorOrTuple, Tuple[TensorOrTuple, Tensor]]:
+        r"""Solve ``(lambda2_eff I - H) d = g`` per sample.
+
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): Inputs with the batch in dim 0.
+            target (int, tuple, Tensor or list, optional): Captum target: the class
+                whose loss is explained. None uses the class predicted at
+                ``inputs``. Default: None
+            additional_forward_args (Any, optional): Passed to the model after
+                the inputs, not differentiated. Default: None
+            objective (str, optional): The differentiated scalar:
+                ``"cross_entropy"`` (the paper's loss), ``"log_softmax"``,
+                ``"softmax"`` or ``"output"``. Default: ``"cross_entropy"``
+            lambda2 (float, optional): Ridge weight ``> 0``. Default: 4.0
+            lambda2_mode (str, optional): ``"shift"``: ``lambda2_eff =
+                lambda_max(H) + lambda2``; ``"absolute"``: ``lambda2_eff =
+                lambda2``, with a ValueError when ``lambda2 <= lambda_max(H)``
+                (non-convex). Default: ``"shift"``
+            second_order (bool, optional): False drops the Hessian term and
+                returns ``g / lambda2`` (CAFO; no HVPs). Default: True
+            cg_tol (float, optional): CG stops when the relative residual
+                ``||g - (lambda2_eff I - H) d|| / ||g||`` is at most this.
+                Default: 1e-5
+            cg_max_iter (int, optional): CG iteration cap (a warning when hit).
+                Default: ``min(F, 500)``
+            eig_tol (float, optional): Relative residual tolerance of the Lanczos
+                estimate of ``lambda_max``. Default: 1e-4
+            eig_max_iter (int, optional): Lanczos steps. Default: ``min(F, 60)``
+            return_convergence_delta (bool, optional): Also return the relative
+                CG residual per sample ``(B,)`` as the convergence delta.
+                Default: False
+
+        Returns:
+            Tensor or tuple[Tensor, ...], or (attributions, delta): ``d*`` with
+            the structure and shapes of ``inputs``; with
+            ``return_convergence_delta`` also the ``(B,)`` residuals.
+
+        Examples::
+
+            >>> # Singla et al. (2019), "Understanding Impacts of High-Order Loss
+            >>> # Approximations and Features in Deep Learning Interpretation".
+            >>> import torch
+            >>> from captum_higher_order.attr.second_order_saliency import (
+            ...     SecondOrderSaliency)
+            >>> model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(),
+            ...                             torch.nn.Linear(32, 5)).eval()
+            >>> caso = SecondOrderSaliency(model)
+            >>> x = torch.randn(4, 10)
+            >>> d, delta = caso.attribute(x, return_convergence_delta=True)
+            >>> d.shape, bool((delta < 1e-4).all())
+            (torch.Size([4, 10]), True)
+        """
+        check_caso_args(lambda2, lambda2_mode, objective, self.mode)
+        problem, g = make_problem(
+            self.forward_func, inputs, target, additional_forward_args, objective,
+            self.mode,
+        )
+        fmt = problem.fmt
+        batch = fmt.batch_size
+        if not second_order:
+            zeros = torch.zeros(batch, dtype=g.dtype, device=g.device)
+            self.last_info = SecondOrderInfo(
+                zeros, torch.full_like(zeros, float(lambda2)), zeros,
+                torch.zeros(batch, dtype=torch.long), 0,
+            )
+            return self._finish(fmt, g / lambda2, zeros, return_convergence_delta)
+
+        operator = CountingOperator(problem, self.mode)
+        lambda_max, lambda2_eff = convex_ridge(
+            problem, operator, lambda2, lambda2_mode, eig_tol, eig_max_iter
+        )
+        result = solve(
+            self.forward_func, fmt.inputs, fmt.unflatten(g), shift=lambda2_eff,
+            target=problem.target, additional_forward_args=fmt.additional_forward_args,
+            objective=objective, mode=self.mode, tol=cg_tol, max_iter=cg_max_iter,
+        )
+        sol = result.solution if isinstance(result.solution, tuple) else (result.solution,)
+        self.last_info = SecondOrderInfo(
+            lambda_max, lambda2_eff, result.residual, result.iterations,
+            operator.calls + result.hvps,
+        )
+        return self._finish(fmt, fmt.flatten(sol), result.residual, return_convergence_delta)
+
+    @staticmethod
+    def _finish(fmt: Any, flat: Tensor, delta: Tensor, with_delta: bool) -> Any:
+        attributions = fmt.format_like_inputs(fmt.unflatten(flat))
+        return (attributions, delta) if with_delta else attributions
+
+    def has_convergence_delta(self) -> bool:
+        """The relative CG residual is returned as the convergence delta."""
+        return True
