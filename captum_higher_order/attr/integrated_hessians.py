@@ -671,7 +671,8 @@ class ExpectedHessians(IntegratedHessians):
             feature_mask, internal_batch_size, mode, max_features: As in
                 :meth:`IntegratedHessians.attribute`.
             n_references (int, optional): References drawn (with replacement)
-                per sample; None uses all ``R`` (deterministic). Default: None
+                once per call and shared by every sample; None uses all ``R``
+                (deterministic). Default: None
             seed (int, optional): Seed of the draw when no ``generator`` is
                 given. Default: 0
             generator (torch.Generator, optional): Random source of the draw
@@ -700,7 +701,12 @@ class ExpectedHessians(IntegratedHessians):
                 )
             gen = generator if generator is not None else torch.Generator().manual_seed(seed)
             per_sample = int(n_references)
-            picks = torch.randint(num_refs, (fmt0.batch_size * per_sample,), generator=gen)
+            # One draw shared by the whole batch: a sample's result does not
+            # depend on the rest of the batch, and samples are compared against
+            # the same references.
+            picks = torch.randint(num_refs, (per_sample,), generator=gen).repeat(
+                fmt0.batch_size
+            )
         # Every sample repeated once per drawn reference (rows b*M .. b*M+M-1).
         target_t = resolve_target(
             self.forward_func, fmt0, format_target(target, fmt0.batch_size), objective
