@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The oldest Captum that setup.py admits; the engine and contract suites run against it too.
+OLDEST_CAPTUM := 0.8.0
+OLDEST_DIR := $(VENV)/captum-$(OLDEST_CAPTUM)
 
-.PHONY: test demo lint typecheck bench venv clean
+.PHONY: test test-oldest-captum demo lint typecheck bench venv clean
 
 $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +21,16 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-oldest-captum
+
+$(OLDEST_DIR)/.installed: $(STAMP)
+	$(BIN)/python -m pip install --no-deps --target $(OLDEST_DIR) captum==$(OLDEST_CAPTUM)
+	touch $@
+
+# Captum's private helpers move between releases: _captum.py must work on both ends.
+test-oldest-captum: $(OLDEST_DIR)/.installed
+	PYTHONPATH=$(OLDEST_DIR) CAPTUM_HO_EXPECT_CAPTUM=$(OLDEST_CAPTUM) \
+		$(BIN)/python -m pytest tests/test_captum_compat.py tests/test_hessian.py tests/contract
 
 demo: $(STAMP)
 	$(BIN)/captum-ho demo
