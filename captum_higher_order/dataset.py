@@ -1126,12 +1126,20 @@ def explain_dataset(
         ctx, mode, kind,
     )
     iterator: Iterator[Any] = iter(data)
-    first_raw = next(iterator, _END)
-    first = None
-    if first_raw is not _END:
-        unpacked = run.unpack(first_raw)
-        first = unpacked if isinstance(unpacked, Batch) else Batch(*unpacked)
+    first_raw, first, peek_error = _END, None, None
+    try:  # the first batch feeds the fingerprint
+        first_raw = next(iterator, _END)
+        if first_raw is not _END:
+            unpacked = run.unpack(first_raw)
+            first = unpacked if isinstance(unpacked, Batch) else Batch(*unpacked)
+    except Exception as err:
+        if not ctx.enabled:
+            raise
+        peek_error, first_raw = err, _END  # announced to the other ranks below
     start = run.resume(first, ctx.world)
+    if peek_error is not None:
+        run.sync(0, final=True, error=f"{type(peek_error).__name__}: {peek_error}")
+        raise peek_error
     bar = _progress(data, progress and ctx.rank == 0)
     stream = iterator if first_raw is _END else chain([first_raw], iterator)
     index = 0
