@@ -363,3 +363,56 @@ def test_spearman_matches_scipy_with_ties():
     ours = spearman(a, b)
     for i in range(3):
         assert ours[i].item() == pytest.approx(spearmanr(a[i], b[i]).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("root_support", ["all", "receptive_field"])
+def test_first_layer_report_matches_brute_force_on_user_model(root_support):
+    """Layer 0 of a conv net with biases, rebuilt neuron by neuron with the user's
+    model and autograd: roots from the z+ formula, validity = the model's input
+    gradient is unchanged at the segment midpoints, residual of the Taylor step."""
+    model = _pool_cnn(bias=True, seed=7)
+    x = torch.rand(2, 1, 8, 8, dtype=D64)
+    target = [0, 2]
+    n = 6
+    dtd = DTDRootCheck(model, rule="z+")
+    report = dtd.check(x, target=target, n_segment_points=n, root_support=root_support)
+    rel_hidden = _relevance_after_first_conv(dtd, x, target)  # (B, 3*8*8)
+    jac = torch.autograd.functional.jacobian(
+        lambda v: nn.functional.conv2d(v, model.conv1.weight, None, padding=1),
+        torch.zeros(1, 1, 8, 8, dtype=D64)).reshape(192, 64)
+    bias = model.conv1.bias.detach().repeat_interleave(64)
+
+    def f_and_grad(points, b):
+        pts = points.reshape(-1, 1, 8, 8).clone().requires_grad_(True)
+        out = model(pts)[:, target[b]]
+        (g,) = torch.autograd.grad(out.sum(), pts)
+        return out.detach(), g.reshape(len(points), -1)
+
+    for b in range(2):
+        a = x[b].reshape(-1)
+        f_a, g_a = f_and_grad(a[None], b)
+        num = den = res = 0.0
+        for j in range(192):
+            r_j = rel_hidden[b, j].item()
+            if abs(r_j) <= 1e-12 * rel_hidden[b].abs().sum().item():
+                continue
+            w = jac[j]
+            v = a * (w >= 0).double()
+            if root_support == "receptive_field":
+                v = v * (w != 0).double()
+            root = a - (w @ a + bias[j]) / (w @ v) * v
+            mids = root + ((torch.arange(n, dtype=D64) + 0.5) / n)[:, None] * (a - root)
+            _, g_mid = f_and_grad(mids, b)
+            valid = bool(((g_mid - g_a).abs().amax(1) <= 1e-10 * g_a.abs().max()).all())
+            f_r, _ = f_and_grad(root[None], b)
+            taylor = abs((f_a - f_r - g_a[0] @ (a - root)).item()) / abs(f_a.item())
+            num += abs(r_j) * valid
+            res += abs(r_j) * taylor
+            den += abs(r_j)
+        assert report.valid_share[b, 0].item() == pytest.approx(num / den, abs=1e-9)
+        assert report.taylor_residual[b, 0].item() == pytest.approx(res / den, rel=1e-6)
+
+
+def _relevance_after_first_conv(dtd, x, target):
+    fw, _ = dtd._forward(x, target, None)
+    return fw.rel_out[0].reshape(x.shape[0], -1)

@@ -432,29 +432,35 @@ def dense_weight(op: WeightOp, in_shape: Sequence[int], max_elements: int) -> Te
 
 
 def root_direction(rule: str, kwargs: Dict[str, Any], a: Tensor, w: Tensor,
-                   low: Optional[Tensor], high: Optional[Tensor]) -> Tensor:
+                   low: Optional[Tensor], high: Optional[Tensor],
+                   local: bool = False) -> Tensor:
     """Directions ``v_j`` (P, D) for pairs with inputs ``a`` (P, D) and weight
-    rows ``w`` (P, D) (DESIGN §6 table, taken literally: zero weights count as
-    ``w_ij >= 0``, also outside a conv neuron's receptive field)."""
+    rows ``w`` (P, D). ``local=False``: the DESIGN §6 table taken literally, so
+    zero weights count as ``w_ij >= 0``, also outside a conv neuron's receptive
+    field (LRP-0's direction is all of ``a``). ``local=True``: the direction is
+    cut to the inputs the neuron sees (``w_ij != 0``)."""
     if rule == "lrp0":
-        return a.expand_as(w)
-    if rule == "z+":
-        return a * (w >= 0).to(a.dtype)
-    if rule == "gamma":
-        return a * (1 + float(kwargs.get("gamma", 0.25)) * (w >= 0).to(a.dtype))
-    if rule == "w2":
+        v = a.expand_as(w)
+    elif rule == "z+":
+        v = a * (w >= 0).to(a.dtype)
+    elif rule == "gamma":
+        v = a * (1 + float(kwargs.get("gamma", 0.25)) * (w >= 0).to(a.dtype))
+    elif rule == "w2":
         return w
-    assert low is not None and high is not None
-    return torch.where(w > 0, a - low, a - high)
+    else:
+        assert low is not None and high is not None
+        v = torch.where(w > 0, a - low, a - high)
+    return v * (w != 0).to(a.dtype) if local else v
 
 
 def roots(rule: str, kwargs: Dict[str, Any], a: Tensor, w: Tensor, b: Tensor,
-          low: Optional[Tensor], high: Optional[Tensor], tiny: float) -> Tuple[Tensor, Tensor]:
+          low: Optional[Tensor], high: Optional[Tensor], tiny: float,
+          local: bool = False) -> Tuple[Tensor, Tensor]:
     """Roots ``r_j = a - t_j v_j`` with ``w_j^T r_j + b_j = 0`` (the hinge of
     the neuron's relevance model ``c_j max(0, w_j^T a + b_j)``), i.e.
     ``t_j = (w_j^T a + b_j) / (w_j^T v_j)``. Returns the roots (P, D) and a
     mask (P,) of pairs where ``w_j^T v_j`` is nonzero (a root exists)."""
-    v = root_direction(rule, kwargs, a, w, low, high)
+    v = root_direction(rule, kwargs, a, w, low, high, local)
     den = (w * v).sum(-1)
     z = (w * a).sum(-1) + b
     ok = den.abs() > tiny

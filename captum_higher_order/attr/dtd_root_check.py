@@ -143,16 +143,19 @@ class DTDReport:
         n_roots (Tensor): (B, L) number of roots computed (neurons with nonzero
             relevance, whose ``w_j^T v_j`` is nonzero).
         valid_share (Tensor): (B, L) relevance-weighted share of *valid* roots:
-            the root and ``n_segment_points`` evenly spaced points of the segment
-            from the root towards ``a`` (``r + s (a - r)``, ``s = k / n``)
-            all lie in the closure of ``a``'s linear region of ``F_l``, i.e.
-            no ReLU above (in layer ``l`` itself, except neuron ``j``, and every
-            layer above) changes sign strictly and no max-pool switches its
-            argmax. Then ``F_l`` is linear with gradient ``g_l`` on the
-            segment, the condition of the Taylor step. The segment is sampled,
-            so regions narrower than ``1/n`` of it can be missed.
+            the gradient of ``F_l`` equals ``g_l`` (within ``flip_tol``) at the
+            ``n_segment_points`` midpoints ``r + s (a - r)``,
+            ``s = (k - 1/2) / n``, of the open segment from the root to ``a``.
+            Then ``F_l`` is linear on the segment (it is continuous), the
+            condition of the Taylor step. The segment is sampled, so regions
+            narrower than ``1/n`` of it can be missed. Neurons with relevance
+            but no root (``w_j^T v_j = 0``) count as invalid.
         flipped_root_share (Tensor): (B, L) relevance-weighted share of roots at
-            which at least one unit of layer ``l`` or above is flipped.
+            which at least one unit of layer ``l`` (other than ``j``, which is 0
+            at its root by construction) or above is flipped: a ReLU whose
+            pre-activation has strictly the other sign than at ``a`` (beyond
+            the tolerance), or a max-pool whose argmax moved. A root outside
+            the closure of ``a``'s activation region.
         flips_at_root (Tensor): (B, L, L) ``[b, l, m]``: mean number, over the
             roots of layer ``l``, of units in layer ``m >= l`` (its ReLU and
             max-pools) whose state at the root differs from the state at ``a``;
@@ -574,6 +577,7 @@ class DTDRootCheck(Attribution):
         chunk_size: int = 4096,
         max_dense_elements: int = 2**24,
         seed: int = 0,
+        root_support: str = "all",
     ) -> DTDReport:
         """Compute every root of every layer and report whether DTD holds.
 
@@ -588,16 +592,18 @@ class DTDRootCheck(Attribution):
             target (int, tuple, Tensor or list, optional): As in
                 :meth:`attribute`. Default: None.
             additional_forward_args (Any, optional): As in :meth:`attribute`.
-            n_segment_points (int): Points per root segment checked for the
-                linear region, the root included (``s = k / n``). Default: 16.
+            n_segment_points (int): Points of the open segment from each root to
+                ``a`` where the gradient is compared with the gradient at ``a``
+                (midpoints ``s = (k - 1/2) / n``). Default: 16.
             n_directions (int): Random directions for the finite-difference
                 root dependence. Default: 2.
             thresholds (DTDThresholds or dict, optional): Verdict thresholds;
                 a dict overrides single fields. Default: :class:`DTDThresholds`.
-            flip_tol (float, optional): A unit counts as flipped when its
-                pre-activation changes sign by more than
-                ``flip_tol * max |z|`` of its layer (and a root is outside the
-                domain by more than ``flip_tol * max |a|``). Default:
+            flip_tol (float, optional): Relative tolerance: a unit counts as
+                flipped when its pre-activation changes sign by more than
+                ``flip_tol * max |z|`` of its layer, a root is outside the domain
+                by more than ``flip_tol * max |a|``, and a gradient changed when
+                it moves by more than ``flip_tol * max |g_l|``. Default:
                 ``1000 * eps`` of the dtype.
             fd_step (float, optional): Relative finite-difference step
                 (times ``max |a|``). Default: ``eps ** (1/3)`` of the dtype.
@@ -606,6 +612,14 @@ class DTDRootCheck(Attribution):
                 weight matrix (needed for per-neuron roots). Default: 2**24.
             seed (int): Seed of the random directions (the same directions are
                 used for every sample). Default: 0.
+            root_support (str): ``"all"`` (default) moves every coordinate the
+                rule's direction ``v_j`` names, as in the DESIGN §6 table: zero
+                weights count as ``w_ij >= 0``, so for a conv neuron the
+                z+ / LRP-0 / gamma / z^B root also moves the inputs outside its
+                receptive field (LRP-0's root of a bias-free layer is 0).
+                ``"receptive_field"`` cuts ``v_j`` to the inputs the neuron
+                sees (``w_ij != 0``), the other coordinates stay at ``a``. The
+                relevance map is the same either way.
 
         Returns:
             DTDReport: The report; ``print(report.summary())``.
@@ -624,6 +638,9 @@ class DTDRootCheck(Attribution):
         """
         if n_segment_points < 1 or n_directions < 0 or chunk_size < 1:
             raise ValueError("n_segment_points and chunk_size must be >= 1, n_directions >= 0.")
+        if root_support not in ("all", "receptive_field"):
+            raise ValueError(
+                f"root_support must be 'all' or 'receptive_field', got {root_support!r}.")
         th = _as_thresholds(thresholds)
         fw, _ = self._forward(inputs, target, additional_forward_args)
         x, dtype = fw.x, fw.x.dtype
@@ -650,7 +667,8 @@ class DTDRootCheck(Attribution):
         for li, k in enumerate(fw.weight_ix):
             res = self._check_layer(fw, li, k, grads[li], out_scale, owner, n_segment_points,
                                     n_directions, flip_tol, fd_step, chunk_size,
-                                    max_dense_elements, gen, tiny)
+                                    max_dense_elements, gen, tiny,
+                                    root_support == "receptive_field")
             for name in ("valid_share", "flipped_root_share", "taylor_residual",
                          "root_dependence"):
                 fields[name][:, li] = res[name]
@@ -733,7 +751,7 @@ class DTDRootCheck(Attribution):
     def _check_layer(self, fw: _Forward, li: int, k: int, grad: Tensor, out_scale: Tensor,
                      owner: Dict[int, int], n_seg: int, n_dir: int, flip_tol: float,
                      fd_step: float, chunk_size: int, max_dense: int, gen: torch.Generator,
-                     tiny: float) -> Dict[str, Tensor]:
+                     tiny: float, local: bool) -> Dict[str, Tensor]:
         """Every root of weight layer ``l`` (op ``k``): validity, flips, domain,
         Taylor residual, root dependence; aggregated per sample."""
         op: WeightOp = fw.ops[k]
@@ -781,8 +799,13 @@ class DTDRootCheck(Attribution):
         domain = torch.zeros(batch, dtype=torch.long, device=device)
         n_layers = len(fw.weight_ix)
         flip_counts = torch.zeros(batch, n_layers, dtype=dtype, device=device)
-        s_grid = torch.arange(n_seg, dtype=dtype, device=device) / n_seg
-        per_chunk = max(1, chunk_size // n_seg)
+        # Row 0 of every pair is the root, rows 1..n the midpoints (k - 1/2) / n of
+        # the open segment to a (the root itself may sit on a region boundary).
+        n_pts = n_seg + 1
+        s_grid = torch.cat([torch.zeros(1, dtype=dtype, device=device),
+                            (torch.arange(n_seg, dtype=dtype, device=device) + 0.5) / n_seg])
+        per_chunk = max(1, chunk_size // n_pts)
+        grad_scale = grad.abs().amax(1)
 
         for start in range(0, pairs.shape[0], per_chunk):
             pb, pj = pairs[start:start + per_chunk].unbind(1)
@@ -790,21 +813,27 @@ class DTDRootCheck(Attribution):
             ab, wj, bj = a_flat[pb], w_dense[pj], bias_units[pj]
             lo = None if low is None else low[pb]
             hi = None if high is None else high[pb]
-            with torch.no_grad():
-                r, ok = roots(rule, self.rule_kwargs, ab, wj, bj, lo, hi, tiny)
-                pts = r.unsqueeze(1) + s_grid.view(1, -1, 1) * (ab - r).unsqueeze(1)
-                out, ins = run_chain(fw.ops, pts.reshape(n_p * n_seg, *a.shape[1:]), start=k)
-            any_flip = torch.zeros(n_p, n_seg, dtype=torch.bool, device=device)
+            r, ok = roots(rule, self.rule_kwargs, ab, wj, bj, lo, hi, tiny, local)
+            pts = r.unsqueeze(1) + s_grid.view(1, -1, 1) * (ab - r).unsqueeze(1)
+            tgt = None if fw.target is None else fw.target[pb.cpu()].repeat_interleave(n_pts)
+            with torch.enable_grad():
+                pts = pts.reshape(n_p * n_pts, *a.shape[1:]).requires_grad_(True)
+                out, ins = run_chain(fw.ops, pts, start=k)
+                f_pts = select_objective(out, tgt, "output")
+                (g_pts,) = torch.autograd.grad(f_pts.sum(), pts)
+            f_pts = f_pts.detach().view(n_p, n_pts)
+            g_pts = g_pts.reshape(n_p, n_pts, -1)[:, 1:]
+            # Valid: F_l keeps the gradient it has at a on the whole open segment.
+            change = (g_pts - grad[pb].unsqueeze(1)).abs().amax(-1)
+            same = change <= flip_tol * grad_scale[pb].unsqueeze(1) + tiny
+            valid = ok & same.all(1)
             root_flip = torch.zeros(n_p, n_layers, dtype=dtype, device=device)
             for m in switches:
-                flipped = self._flips(fw.ops[m], ins[m - k], refs[m], pb, n_p, n_seg)
+                z_root = ins[m - k].detach().reshape(n_p, n_pts, *ins[m - k].shape[1:])[:, 0]
+                flipped = self._flips(fw.ops[m], z_root, refs[m], pb, n_p, 1)
                 if m == own:
                     flipped[torch.arange(n_p, device=device), :, pj] = False
-                any_flip |= flipped.any(-1)
                 root_flip[:, owner[m]] += flipped[:, 0].sum(-1).to(dtype)
-            valid = ok & ~any_flip.any(1)
-            f_pts = select_objective(out, None if fw.target is None else fw.target[pb.cpu()]
-                                     .repeat_interleave(n_seg), "output").view(n_p, n_seg)
             f_a = fw.score.detach()[pb]
             taylor = (f_a - f_pts[:, 0] - (grad[pb] * (ab - r)).sum(1)).abs() / out_scale[pb]
             if rule in ("z+", "gamma"):
@@ -817,8 +846,9 @@ class DTDRootCheck(Attribution):
             dep = torch.zeros(n_p, dtype=dtype, device=device)
             for d in range(n_dir):
                 step = h[pb].unsqueeze(1) * u[d]
-                r_plus, _ = roots(rule, self.rule_kwargs, ab + step, wj, bj, lo, hi, tiny)
-                r_minus, _ = roots(rule, self.rule_kwargs, ab - step, wj, bj, lo, hi, tiny)
+                r_plus, _ = roots(rule, self.rule_kwargs, ab + step, wj, bj, lo, hi, tiny, local)
+                r_minus, _ = roots(rule, self.rule_kwargs, ab - step, wj, bj, lo, hi, tiny,
+                                   local)
                 dep += ((r_plus - r_minus) / (2 * h[pb]).unsqueeze(1)).norm(dim=1) / n_dir
             wgt = rel[pb, pj].abs() * ok.to(dtype)
             ok_d = ok.to(dtype)
