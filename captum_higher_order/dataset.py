@@ -1025,7 +1025,10 @@ def explain_dataset(
     ``drop_last=True``, so a few samples may count twice). Ranks combine with
     ``all_reduce`` at every checkpoint and at the end; rank 0 writes the
     checkpoint; every rank returns the combined result, which equals the
-    single-process result up to the order of floating-point summation.
+    single-process result up to the order of floating-point summation. For
+    stochastic methods pass an integer seed in ``attribute_kwargs`` (e.g.
+    ``{"generator": 0}`` for SmoothHess) so a batch's noise does not depend on
+    the rank that draws it.
 
     Args:
         method (Attribution): The attribution, e.g. ``CrossDerivatives(model)``
