@@ -281,3 +281,17 @@ def test_pmse_ordering_on_trained_digits_mlp():
     assert float(second.mean()) < 0.7 * float(first_smooth.mean())
     assert float(second.mean()) < 0.7 * float(first_plain.mean())
     assert float((second < first_smooth).float().mean()) >= 0.75
+
+
+def test_wraps_in_captum_noise_tunnel():
+    """NoiseTunnel calls attribute.__wrapped__ on noisy copies and averages; with
+    negligible outer noise and a fixed inner seed it must return SmoothHess."""
+    model = relu_units()
+    x = torch.randn(3, D_IN, dtype=torch.float64)
+    direct = SmoothHess(model).attribute(x, target=1, sigma=0.5, n_samples=32, generator=0)
+    tunnel = NoiseTunnel(SmoothHess(model)).attribute(
+        x, nt_type="smoothgrad", nt_samples=3, stdevs=1e-9, target=1, sigma=0.5,
+        n_samples=32, generator=0,
+    )
+    assert tunnel.shape == direct.shape
+    torch.testing.assert_close(tunnel, direct, rtol=1e-5, atol=1e-6)

@@ -54,6 +54,8 @@ from captum_higher_order._inputs import (
     format_inputs,
     format_target,
     resolve_target,
+    run_forward,
+    select_objective,
     slice_samples,
 )
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, value_and_grad
@@ -109,30 +111,32 @@ class _NoiseStream:
 
     def __init__(self, seed: int, size: int, dtype: torch.dtype, device: torch.device):
         self.seed, self.size, self.dtype, self.device = seed, size, dtype, device
-        self._cache: Tuple[int, Optional[Tensor]] = (-1, None)
 
-    def _block(self, j: int) -> Tensor:
-        if self._cache[0] != j:
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed((self.seed * 1_000_003 + j) % 2**63)
-            block = torch.randn(
-                NOISE_BLOCK, self.size, generator=gen, dtype=self.dtype, device=self.device
-            )
-            self._cache = (j, block)
-        block = self._cache[1]
-        assert block is not None
-        return block
+    def _generator(self, j: int) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed((self.seed * 1_000_003 + j) % 2**63)
+        return gen
 
     def draw(self, start: int, stop: int) -> Tensor:
         """``z_start .. z_{stop-1}`` as a ``(stop - start, F)`` tensor."""
-        parts = []
+        out = torch.empty(stop - start, self.size, dtype=self.dtype, device=self.device)
         k = start
         while k < stop:
             j, offset = divmod(k, NOISE_BLOCK)
             take = min(stop - k, NOISE_BLOCK - offset)
-            parts.append(self._block(j)[offset : offset + take])
+            if offset == 0 and take == NOISE_BLOCK:  # a whole block: straight in
+                torch.randn(
+                    NOISE_BLOCK, self.size, generator=self._generator(j),
+                    dtype=self.dtype, device=self.device, out=out[k - start : k - start + take],
+                )
+            else:
+                block = torch.randn(
+                    NOISE_BLOCK, self.size, generator=self._generator(j),
+                    dtype=self.dtype, device=self.device,
+                )
+                out[k - start : k - start + take] = block[offset : offset + take]
             k += take
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+        return out
 
 
 # --------------------------------------------------------------------------- validation
@@ -213,11 +217,12 @@ class _Accumulator:
         self.cross = zeros() if stderr else None
 
     def add(self, a: Tensor, w: Tensor) -> None:
-        """``a``, ``w``: ``(batch, units, size)``."""
+        """``a``: ``(batch, units, size)``; ``w``: the same or ``(1, units, size)``
+        when all inputs share it."""
         at = a.transpose(1, 2)
-        self.first.baddbmm_(at, w)
+        self.first.baddbmm_(at, w.expand(a.shape[0], -1, -1))
         if self.squares is not None and self.cross is not None:
-            self.squares.baddbmm_(at * at, w * w)
+            self.squares.baddbmm_(at * at, (w * w).expand(a.shape[0], -1, -1))
             aw = a * w
             self.cross.baddbmm_(aw.transpose(1, 2), aw)
 
@@ -372,7 +377,7 @@ class SmoothHess(GradientAttribution):
             >>> from captum_higher_order.attr.smooth_hess import SmoothHess
             >>> model = torch.nn.Sequential(
             ...     torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
-            ...     torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+            ...     torch.nn.Flatten(), torch.nn.Linear(256, 3)).eval()
             >>> x = torch.randn(2, 1, 8, 8)
             >>> mask = (torch.arange(8) // 4).view(8, 1) * 2 + torch.arange(8) // 4
             >>> h = SmoothHess(model).attribute(x, target=0, sigma=0.3,
@@ -436,23 +441,22 @@ def _smooth_hess(
     units_per_pass = max(1, min(units, budget_units // inputs_per_pass))
     passes = math.ceil(batch / inputs_per_pass) * math.ceil(units / units_per_pass)
     progress = _progress(passes, show_progress)
+    size = num_features if groups is None else groups.num_groups
 
     hessians, gradients, errors = [], [], []
     try:
         for b0 in range(0, batch, inputs_per_pass):
             b1 = min(batch, b0 + inputs_per_pass)
-            block = slice_samples(fmt, b0, b1)
-            block_target = None if target is None else target[b0:b1]
+            block = _Block(forward_func, slice_samples(fmt, b0, b1),
+                           None if target is None else target[b0:b1], objective)
             block_scale = scale if isinstance(scale, float) or scale.shape[0] == 1 else scale[b0:b1]
             block_groups = _slice_groups(groups, b0, b1)
-            size = num_features if groups is None else groups.num_groups
             acc = _Accumulator(b1 - b0, size, fmt.dtype, fmt.device, return_stderr)
             grad_sum = torch.zeros(b1 - b0, num_features, dtype=fmt.dtype, device=fmt.device)
             for k0 in range(0, units, units_per_pass):
                 k1 = min(units, k0 + units_per_pass)
-                a, w, g_total = _stein_factors(
-                    forward_func, block, block_target, objective, block_scale,
-                    noise.draw(k0, k1), rows_per_unit,
+                a, w, g_total = block.stein_factors(
+                    block_scale, noise.draw(k0, k1), rows_per_unit == 2
                 )
                 grad_sum += g_total
                 if block_groups is not None:
@@ -475,42 +479,78 @@ def _smooth_hess(
     return result[0] if len(result) == 1 else tuple(result)
 
 
-def _stein_factors(
-    forward_func: Callable[..., Tensor],
-    block: FormattedInputs,
-    target: Optional[Tensor],
-    objective: str,
-    scale: Union[float, Tensor],
-    z: Tensor,
-    rows_per_unit: int,
-) -> Tuple[Tensor, Tensor, Tensor]:
-    """Gradients at ``x + eps`` (and ``x - eps``) for every input of the block
-    and every draw ``z``; returns the gradient factor ``a`` and score ``w`` of
-    each unit, ``(b, k, F)``, and the sum of all gradients ``(b, F)``."""
-    nb, k = block.batch_size, z.shape[0]
-    s = scale if isinstance(scale, float) else scale.unsqueeze(1)  # (1 or b, 1, F)
-    eps = s * z.unsqueeze(0)  # (1 or b, k, F)
-    w = (z.unsqueeze(0) / s).expand(nb, k, -1)  # score: eps / s^2
-    eps = eps.expand(nb, k, -1)
-    if rows_per_unit == 2:
-        eps = torch.cat([eps, -eps], dim=1)  # pairs: rows j and k + j
-    m = eps.shape[1]
-    expanded = expand_samples(block, m)
-    noisy = expanded.flatten(expanded.inputs) + eps.reshape(nb * m, -1)
-    _, grads = value_and_grad(
-        forward_func,
-        expanded.unflatten(noisy),
-        target=expand_target(target, m),
-        additional_forward_args=expanded.additional_forward_args,
-        objective=objective,
-    )
-    g = expanded.flatten(grads).view(nb, m, -1)
-    if rows_per_unit == 2:
-        # (g(x+eps) w^T + g(x-eps) (-w)^T) / 2: the g(x) w^T term cancels.
-        a = 0.5 * (g[:, :k] - g[:, k:])
-    else:
-        a = g
-    return a, w, g.sum(dim=1)
+class _Block:
+    """A block of inputs and the gradients of their objective at noisy points."""
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Tensor],
+        block: FormattedInputs,
+        target: Optional[Tensor],
+        objective: str,
+    ) -> None:
+        self.forward_func, self.fmt, self.target, self.objective = (
+            forward_func, block, target, objective,
+        )
+        self.x = block.flatten(block.inputs)  # (b, F)
+        self._expanded: dict = {}
+
+    def _rows(self, m: int) -> Tuple[Any, Optional[Tensor]]:
+        """Extra args and targets repeated ``m`` times per input (cached: the
+        chunk size changes at most once, for the last chunk)."""
+        if m not in self._expanded:
+            # expand_samples on the args only; the inputs are built with noise.
+            args_only = FormattedInputs(
+                (), self.fmt.is_tuple, self.fmt.additional_forward_args, self.fmt.batch_size
+            )
+            args = expand_samples(args_only, m).additional_forward_args
+            self._expanded[m] = (args, expand_target(self.target, m))
+        return self._expanded[m]
+
+    def gradients(self, points: Tensor) -> Tensor:
+        """Objective gradients at ``points`` ``(b, m, F)``, same shape.
+
+        First order only. The noisy points are fresh tensors of ours, so they
+        are made leaves that require grad directly (no copy, no re-validation
+        of every row as :func:`~captum_higher_order.hessian.value_and_grad`
+        does for user inputs)."""
+        nb, m, num = points.shape
+        args, target = self._rows(m)
+        xs = tuple(t.requires_grad_(True) for t in self.fmt.unflatten(points.view(nb * m, num)))
+        with torch.enable_grad():
+            values = select_objective(run_forward(self.forward_func, xs, args), target,
+                                      self.objective)
+            grads = torch.autograd.grad(values.sum(), xs, allow_unused=True)
+        grads = tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, xs))
+        if len(grads) == 1:
+            return grads[0].reshape(nb, m, num)
+        return self.fmt.flatten(grads).view(nb, m, num)
+
+    def stein_factors(
+        self, scale: Union[float, Tensor], z: Tensor, antithetic: bool
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """For draws ``z`` ``(k, F)``: the gradient factor ``a`` ``(b, k, F)``
+        and score ``w`` ``(1 or b, k, F)`` of each unit, and the sum of all
+        gradients ``(b, F)``."""
+        k = z.shape[0]
+        s = scale if isinstance(scale, float) else scale.unsqueeze(1)  # (1 or b, 1, F)
+        eps = (z * s) if isinstance(s, float) else z.unsqueeze(0) * s
+        w = (z / s).unsqueeze(0) if isinstance(s, float) else z.unsqueeze(0) / s  # eps / s^2
+        eps = eps if eps.dim() == 3 else eps.unsqueeze(0)
+        x = self.x.unsqueeze(1)  # (b, 1, F)
+        nb, num = self.x.shape
+        points = torch.empty(nb, 2 * k if antithetic else k, num, dtype=z.dtype,
+                             device=z.device)
+        torch.add(x, eps, out=points[:, :k])
+        if antithetic:
+            torch.sub(x, eps, out=points[:, k:])  # pairs: rows j and k + j
+        g = self.gradients(points)
+        if antithetic:
+            # (g(x+eps) w^T + g(x-eps) (-w)^T) / 2: the g(x) w^T term cancels.
+            a = g[:, :k].sub(g[:, k:]).mul_(0.5)
+        else:
+            a = g
+        return a, w, g.sum(dim=1)
 
 
 def _slice_groups(
@@ -522,7 +562,10 @@ def _slice_groups(
 
 
 def _project(groups: FeatureGroups, flat: Tensor) -> Tensor:
-    """``P^T v`` for ``(b, k, F)`` factors (groups' batch dim is ``b``)."""
+    """``P^T v`` for ``(b, k, F)`` factors (groups' batch dim is ``b``); a
+    shared ``(1, k, F)`` factor is expanded for per-sample masks."""
+    if flat.shape[0] == 1 and groups.index.shape[0] > 1:
+        flat = flat.expand(groups.index.shape[0], -1, -1)
     return groups.project(flat.transpose(0, 1)).transpose(0, 1)
 
 
