@@ -312,6 +312,8 @@ class _RunningStats:
         first = n_a == 0  # (a rank may hold zero placeholders after a sync)
         if first:
             self.sums, self.m2s, self.maxes = [], [], []
+        else:  # resumed statistics live on the CPU until the first batch arrives
+            self.to(results[0].device)
         for i, values in enumerate(results):
             q = _transform(values, self.reduce)
             if self.reduce == "max_abs":
@@ -747,7 +749,14 @@ def _combine(ctx: _Dist, local: _RunningStats, spec: List[Tuple[int, ...]]) -> _
 
     if local.spec is None:
         local.zeros_like_spec(spec, ctx.device)
-    local.to(ctx.device)
+    # Copies on the communication device (CPU for gloo, the rank's GPU for
+    # nccl); the local accumulators stay where the results are computed.
+    on_device = _RunningStats(local.reduce)
+    on_device.count = local.count
+    on_device.sums, on_device.m2s, on_device.maxes = (
+        list(local.sums), list(local.m2s), list(local.maxes)
+    )
+    local = on_device.to(ctx.device)
     out = _RunningStats(local.reduce)
     count = torch.tensor([float(local.count)], dtype=torch.float64, device=ctx.device)
     if local.reduce == "max_abs":
