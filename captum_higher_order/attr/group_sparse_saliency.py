@@ -544,7 +544,10 @@ def _format_lambda1(lambda1: Union[None, float, Tensor], batch: int,
             f"`lambda1` must be None, a float or a ({batch},) tensor, got "
             f"{type(lambda1).__name__}."
         )
-    lam = torch.as_tensor(lambda1).detach().to(dtype=like.dtype, device=like.device)
+    if isinstance(lambda1, Tensor):
+        lam = lambda1.detach().to(dtype=like.dtype, device=like.device)
+    else:  # not as_tensor(float): that would round through float32
+        lam = torch.tensor(float(lambda1), dtype=like.dtype, device=like.device)
     lam = lam.reshape(-1)
     if lam.numel() == 1:
         lam = lam.expand(batch).clone()
