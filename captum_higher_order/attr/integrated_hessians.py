@@ -246,11 +246,6 @@ def _format_baselines(baselines: BaselineType, fmt: FormattedInputs) -> Tuple[Te
     return tuple(out)
 
 
-def _identity_groups(num_features: int, device: Any) -> FeatureGroups:
-    ids = torch.arange(num_features, device=device)
-    return FeatureGroups(ids.view(1, -1), ids)
-
-
 # --------------------------------------------------------------------------- core
 
 
@@ -303,7 +298,7 @@ def _integrated_hessians(
     baselines: Tuple[Tensor, ...],
     target: Optional[Tensor],
     objective: str,
-    groups: FeatureGroups,
+    groups: Optional[FeatureGroups],
     t: Tensor,
     weights: Tensor,
     multiply_by_inputs: bool,
@@ -314,7 +309,7 @@ def _integrated_hessians(
     first-order part ``sum_k W_k D_A^T grad f(t_k)`` ``(B, G)``, where ``D`` is
     ``x - x'`` (``multiply_by_inputs``) or ones."""
     batch, dtype, device = fmt.batch_size, fmt.dtype, fmt.device
-    num_groups = groups.num_groups
+    num_groups = fmt.num_features if groups is None else groups.num_groups
     delta_flat = fmt.flatten(tuple(x - b for x, b in zip(fmt.inputs, baselines)))  # (B, F)
     t = t.to(device=device, dtype=dtype)
     weights = weights.to(device=device, dtype=dtype)
@@ -349,7 +344,9 @@ def _integrated_hessians(
                 forward_func, rows_fmt.inputs, rows_target,
                 rows_fmt.additional_forward_args, objective,
             )
-            projected = rows_groups.project(rows_fmt.flatten(grads) * scale)
+            projected = rows_fmt.flatten(grads) * scale
+            if rows_groups is not None:
+                projected = rows_groups.project(projected)
             first_order.index_add_(0, sample, projected * weights[node].view(-1, 1))
     hessian_part = 0.5 * (hessian_part + hessian_part.transpose(1, 2))
     return hessian_part, first_order
@@ -357,35 +354,42 @@ def _integrated_hessians(
 
 def _weighted_hessian_rows(
     engine: _Engine,
-    groups: FeatureGroups,
+    groups: Optional[FeatureGroups],
     scale: Tensor,
     row_weight: Tensor,
     sample: Tensor,
     batch: int,
     direction_chunk: Optional[int],
 ) -> Tensor:
-    """``sum_rows row_weight * D_A^T H_row D_C`` for every pair of groups, summed
-    over the rows (path points) of each sample: ``(B, G, G)``. The HVPs run for
-    all rows at once and in chunks of directions ``D_A``."""
+    """``sum_rows row_weight * D_A^T H_row D_C`` for every pair of groups (or
+    features, ``groups=None``), summed over the rows (path points) of each
+    sample: ``(B, G, G)``. The HVPs run for all rows at once and in chunks of
+    directions ``D_A``."""
     fmt = engine.problem.fmt
-    rows, num_groups = fmt.batch_size, groups.num_groups
+    rows = fmt.batch_size
+    size = fmt.num_features if groups is None else groups.num_groups
     dtype, device = fmt.dtype, fmt.device
+    # (B, rows): sums each sample's path points with their weights, as a matmul.
+    to_samples = torch.zeros(batch, rows, dtype=dtype, device=device)
+    to_samples[sample, torch.arange(rows, device=device)] = row_weight
 
     def make(lo: int, hi: int) -> Tuple[Tensor, ...]:
+        if groups is None:
+            basis = torch.eye(size, dtype=dtype, device=device)[lo:hi].unsqueeze(1)
+            return fmt.unflatten(basis * scale)
         return fmt.unflatten(groups.indicators(lo, hi, rows, dtype, device) * scale)
 
     def reduce(prods: Tuple[Tensor, ...]) -> Tensor:
-        # (directions, rows, G) -> weighted sum over each sample's path points.
-        projected = groups.project(fmt.flatten(prods, lead=2) * scale)
-        projected = projected * row_weight.view(1, -1, 1)
-        out = torch.zeros(projected.shape[0], batch, num_groups, dtype=dtype, device=device)
-        return out.index_add_(1, sample, projected)
+        # (directions, rows, F) -> D_C^T (H D_A) -> weighted sum over path points.
+        flat = fmt.flatten(prods, lead=2) * scale
+        projected = flat if groups is None else groups.project(flat)
+        return torch.einsum("crg,br->cbg", projected, to_samples)
 
-    return engine.apply(make, num_groups, direction_chunk, reduce).movedim(0, 1)
+    return engine.apply(make, size, direction_chunk, reduce).movedim(0, 1)
 
 
-def _rows_groups(groups: FeatureGroups, sample: Tensor) -> FeatureGroups:
-    if groups.index.shape[0] == 1:
+def _rows_groups(groups: Optional[FeatureGroups], sample: Tensor) -> Optional[FeatureGroups]:
+    if groups is None or groups.index.shape[0] == 1:
         return groups
     return FeatureGroups(groups.index.to(sample.device)[sample], groups.ids)
 
@@ -552,8 +556,8 @@ class IntegratedHessians(GradientAttribution):
         return_convergence_delta: bool,
         mode: str,
         max_features: int,
-    ) -> Tuple[FormattedInputs, Optional[Tensor], Tuple[Tensor, ...], FeatureGroups,
-               Tensor, Tensor]:
+    ) -> Tuple[FormattedInputs, Optional[Tensor], Tuple[Tensor, ...],
+               Optional[FeatureGroups], Tensor, Tensor]:
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
         if not callable(self.forward_func):
@@ -581,8 +585,6 @@ class IntegratedHessians(GradientAttribution):
             size, max_features,
             "IntegratedHessians" if groups is None else "The grouped IntegratedHessians",
         )
-        if groups is None:
-            groups = _identity_groups(fmt.num_features, fmt.device)
         target_t = format_target(target, fmt.batch_size)
         target_t = resolve_target(self.forward_func, fmt, target_t, objective)
         baselines_t = _format_baselines(baselines, fmt)
@@ -594,7 +596,7 @@ class IntegratedHessians(GradientAttribution):
         baselines: Tuple[Tensor, ...],
         target: Optional[Tensor],
         objective: str,
-        groups: FeatureGroups,
+        groups: Optional[FeatureGroups],
         t: Tensor,
         w: Tensor,
         internal_batch_size: Optional[int],
