@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (markdown cells keep their natural line length)
 """Write the tutorial notebooks from the cells below (reviewable as plain Python).
 
 Run ``python tutorials/make_notebooks.py`` after editing this file; the ``.ipynb``
