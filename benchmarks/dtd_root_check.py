@@ -1,0 +1,105 @@
+"""Benchmark of DTDRootCheck: what do the relevance map and the root report cost?
+
+For a small ReLU CNN on 1x8x8 and 1x16x16 inputs (random weights, float32,
+batch 8), prints the time of ``DTDRootCheck.attribute`` (z+) and of
+``DTDRootCheck.check`` (z+, 16 segment points, 2 directions) divided by the
+time of Captum's ``LRP`` with ``Alpha1_Beta0_Rule(set_bias_to_zero=True)``,
+the baseline, measured back to back in the same run, plus the number of roots
+checked per second. Ratios, not absolute times, are the result.
+
+Run: ``python benchmarks/dtd_root_check.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+from captum.attr import LRP
+from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule
+from torch import nn
+
+from captum_higher_order.attr.dtd_root_check import DTDRootCheck
+
+
+class Net(nn.Module):
+    def __init__(self, side: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool2 = nn.AvgPool2d(2)
+        self.fc = nn.Linear(16 * (side // 4) ** 2, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool2(self.relu2(self.conv2(self.pool1(self.relu1(self.conv1(x))))))
+        return self.fc(x.flatten(1))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_ratio(fn: Callable[[], object], base: Callable[[], object], repeats: int) -> float:
+    fn()
+    base()
+    return statistics.median(timed(fn) / timed(base) for _ in range(repeats))
+
+
+def captum_lrp(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            m.rule = Alpha1_Beta0_Rule(set_bias_to_zero=True)
+    return LRP(model).attribute(x.clone(), target=target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 5
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, float32, batch 8, repeats {repeats}")
+    print(f"{'input':>8} {'attribute / LRP':>16} {'check / LRP':>12} {'roots':>7} "
+          f"{'roots/s':>8}")
+    for side in (8, 16):
+        run_one(side, repeats)
+
+
+def run_one(side: int, repeats: int) -> None:
+    model = Net(side).eval()
+    x = torch.rand(8, 1, side, side)
+    target = torch.arange(8) % 10
+    dtd = DTDRootCheck(model, rule="z+")
+    ours = dtd.attribute(x, target=target)
+    ref = captum_lrp(model, x, target)
+    assert torch.allclose(ours, ref, atol=1e-5), "z+ differs from Captum's LRP"
+
+    def lrp() -> object:
+        return captum_lrp(model, x, target)
+
+    def attribute() -> object:
+        return dtd.attribute(x, target=target)
+
+    def check() -> object:
+        return dtd.check(x, target=target)
+
+    r_attr = median_ratio(attribute, lrp, repeats)
+    r_check = median_ratio(check, lrp, max(1, repeats // 2))
+    n_roots = int(dtd.check(x, target=target).n_roots.sum())
+    seconds = timed(check)
+    print(f"{side:>4}x{side:<3} {r_attr:>16.2f} {r_check:>12.1f} {n_roots:>7d} "
+          f"{n_roots / seconds:>8.0f}")
+
+if __name__ == "__main__":
+    main()
