@@ -220,7 +220,9 @@ def _is_oom(err: BaseException) -> bool:
 
 
 def _warn_fallback(problem: _Problem, err: BaseException) -> None:
-    key = id(problem.forward_func)
+    # Keyed by the cause, not the callable: methods build a fresh closure per
+    # call, and one operator without forward AD should be reported once.
+    key = (type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
     if key in _warned_fallback:
         return
     _warned_fallback.add(key)
