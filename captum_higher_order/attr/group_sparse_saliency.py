@@ -39,6 +39,7 @@ from captum_higher_order.attr.second_order_saliency import (
     CountingOperator,
     check_caso_args,
     convex_ridge,
+    default_tols,
     make_problem,
 )
 from captum_higher_order.hessian import MODES
@@ -360,11 +361,13 @@ class GroupSparseSaliency(GradientAttribution):
     Args:
         forward_func (Callable): The model or function, returning ``(B, C)``
             class scores. Batch-norm must be in eval mode.
-        mode (str, optional): HVP mode of the engine (``"auto"``, ``"fwd_rev"``,
-            ``"rev_rev"``, ``"ggn"``). Default: ``"auto"``
+        mode (str, optional): HVP mode of the engine (``"rev_rev"``,
+            ``"fwd_rev"``, ``"auto"``, ``"ggn"``); as in SecondOrderSaliency, the
+            default reuses one first-order graph for every HVP.
+            Default: ``"rev_rev"``
     """
 
-    def __init__(self, forward_func: Callable[..., Tensor], mode: str = "auto") -> None:
+    def __init__(self, forward_func: Callable[..., Tensor], mode: str = "rev_rev") -> None:
         GradientAttribution.__init__(self, forward_func)
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
@@ -384,10 +387,10 @@ class GroupSparseSaliency(GradientAttribution):
         lambda2_mode: str = "shift",
         second_order: bool = True,
         sparsity_range: Sequence[float] = (0.75, 1.0),
-        tol: float = 1e-5,
+        tol: Optional[float] = None,
         max_iter: int = 500,
         search_steps: int = 30,
-        eig_tol: float = 1e-4,
+        eig_tol: Optional[float] = None,
         eig_max_iter: Optional[int] = None,
         return_convergence_delta: bool = False,
     ) -> Union[TensorOrTuple, Tuple[TensorOrTuple, Tensor]]:
@@ -420,12 +423,13 @@ class GroupSparseSaliency(GradientAttribution):
                 ``lambda1`` is None (inclusive; an all-zero map never counts).
                 Default: ``(0.75, 1.0)``
             tol (float, optional): FISTA stops when the proximal-gradient mapping
-                has norm ``<= tol * ||g||`` (see :func:`fista`). Default: 1e-5
+                has norm ``<= tol * ||g||`` (see :func:`fista`). Default: 1e-8
+                for float64 inputs, 1e-4 for float32
             max_iter (int, optional): FISTA iteration cap per solve. Default: 500
             search_steps (int, optional): Solves allowed to the lambda1 search.
                 Default: 30
             eig_tol (float, optional): Lanczos tolerance for ``lambda_max``.
-                Default: 1e-4
+                Default: 1e-6 (float64), 1e-3 (float32)
             eig_max_iter (int, optional): Lanczos steps. Default: ``min(F, 60)``
             return_convergence_delta (bool, optional): Also return the relative
                 optimality residual per sample ``(B,)``. Default: False
@@ -456,13 +460,14 @@ class GroupSparseSaliency(GradientAttribution):
         """
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
         lo, hi = _check_sparsity_range(sparsity_range)
-        _check_solver_args(tol, max_iter, search_steps)
+        _check_solver_args(max_iter, search_steps)
         problem, g = make_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
             self.mode,
         )
         fmt = problem.fmt
         batch = fmt.batch_size
+        tol, eig_tol = default_tols(fmt.dtype, tol, eig_tol)
         lam1 = _format_lambda1(lambda1, batch, g)
         groups = format_feature_mask(feature_mask, fmt)
         prox = Prox(groups, batch, g)
@@ -527,9 +532,7 @@ def _check_sparsity_range(sparsity_range: Sequence[float]) -> Tuple[float, float
     return lo, hi
 
 
-def _check_solver_args(tol: float, max_iter: int, search_steps: int) -> None:
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"`tol` must be a positive float, got {tol!r}.")
+def _check_solver_args(max_iter: int, search_steps: int) -> None:
     for name, value in (("max_iter", max_iter), ("search_steps", search_steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
