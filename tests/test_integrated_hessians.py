@@ -436,3 +436,12 @@ def test_module_docstring_weight_is_right():
     t, w = path_quadrature("gausslegendre", 4)
     assert math.isclose(float(w.sum()), 1.0, rel_tol=1e-14)
     assert math.isclose(float((w * t).sum()), 0.25, rel_tol=1e-14)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import captum_higher_order.attr.integrated_hessians as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 10 and result.failed == 0

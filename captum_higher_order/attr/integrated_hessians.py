@@ -440,7 +440,7 @@ class IntegratedHessians(GradientAttribution):
         >>> import torch
         >>> from captum.attr import IntegratedGradients
         >>> from captum_higher_order.attr.integrated_hessians import IntegratedHessians
-        >>> torch.manual_seed(0)
+        >>> _ = torch.manual_seed(0)
         >>> model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Softplus(),
         ...                             torch.nn.Linear(16, 3)).double().eval()
         >>> x = torch.randn(2, 5, dtype=torch.float64)
@@ -633,7 +633,7 @@ class ExpectedHessians(IntegratedHessians):
 
         >>> import torch
         >>> from captum_higher_order.attr.integrated_hessians import ExpectedHessians
-        >>> torch.manual_seed(0)
+        >>> _ = torch.manual_seed(0)
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
         ...                             torch.nn.Linear(8, 1)).double().eval()
         >>> x = torch.randn(3, 4, dtype=torch.float64)
