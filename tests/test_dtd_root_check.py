@@ -227,10 +227,10 @@ def test_float32_and_chunking_consistent():
     report = dtd.check(x, target=1, n_segment_points=4)
     assert report.verdict == ["PASS", "PASS"]
     model64 = _pool_cnn(bias=True)
-    x64 = torch.rand(2, 1, 8, 8, dtype=D64)
+    x64 = torch.rand(1, 1, 8, 8, dtype=D64)
     dtd64 = DTDRootCheck(model64, rule="z+")
-    a = dtd64.check(x64, target=1, n_segment_points=4, chunk_size=40)
-    b = dtd64.check(x64, target=1, n_segment_points=4, chunk_size=100000)
+    a = dtd64.check(x64, target=1, n_segment_points=3, chunk_size=60)
+    b = dtd64.check(x64, target=1, n_segment_points=3, chunk_size=100000)
     torch.testing.assert_close(a.valid_share, b.valid_share, equal_nan=True)
     torch.testing.assert_close(a.taylor_residual, b.taylor_residual, equal_nan=True)
 
@@ -371,9 +371,9 @@ def test_first_layer_report_matches_brute_force_on_user_model(root_support):
     model and autograd: roots from the z+ formula, validity = the model's input
     gradient is unchanged at the segment midpoints, residual of the Taylor step."""
     model = _pool_cnn(bias=True, seed=7)
-    x = torch.rand(2, 1, 8, 8, dtype=D64)
-    target = [0, 2]
-    n = 6
+    x = torch.rand(1, 1, 8, 8, dtype=D64)
+    target = [2]
+    n = 4
     dtd = DTDRootCheck(model, rule="z+")
     report = dtd.check(x, target=target, n_segment_points=n, root_support=root_support)
     rel_hidden = _relevance_after_first_conv(dtd, x, target)  # (B, 3*8*8)
@@ -388,7 +388,7 @@ def test_first_layer_report_matches_brute_force_on_user_model(root_support):
         (g,) = torch.autograd.grad(out.sum(), pts)
         return out.detach(), g.reshape(len(points), -1)
 
-    for b in range(2):
+    for b in range(1):
         a = x[b].reshape(-1)
         f_a, g_a = f_and_grad(a[None], b)
         num = den = res = 0.0
