@@ -416,3 +416,28 @@ def test_first_layer_report_matches_brute_force_on_user_model(root_support):
 def _relevance_after_first_conv(dtd, x, target):
     fw, _ = dtd._forward(x, target, None)
     return fw.rel_out[0].reshape(x.shape[0], -1)
+
+
+def test_max_pool_switch_at_root_and_root_support():
+    """out = max(relu(x1), relu(x2)) at x = (1, 2): all relevance on x2. With the
+    literal direction the z+ root is (0, 0) (a tie, valid); cut to the receptive
+    field it is (1, 0), where the max-pool switches to x1: flagged and invalid."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU(), nn.MaxPool2d((1, 2)), nn.Flatten(),
+                        nn.Linear(1, 1)).to(D64).eval()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.zero_()
+        net[4].weight.fill_(1.0)
+        net[4].bias.zero_()
+    x = torch.tensor([[[[1.0, 2.0]]]], dtype=D64)
+    dtd = DTDRootCheck(net, rule="z+")
+    torch.testing.assert_close(dtd.attribute(x), torch.tensor([[[[0.0, 2.0]]]], dtype=D64))
+    literal = dtd.check(x, n_segment_points=4)
+    local = dtd.check(x, n_segment_points=4, root_support="receptive_field")
+    assert literal.n_roots[0, 0] == 1 and local.n_roots[0, 0] == 1
+    assert literal.valid_share[0, 0] == 1.0 and literal.flipped_root_share[0, 0] == 0.0
+    assert local.valid_share[0, 0] == 0.0 and local.flipped_root_share[0, 0] == 1.0
+    assert local.flips_at_root[0, 0, 0] == 1.0  # the max-pool unit
+    # F(1, 0) = 1, F(x) = 2, grad = (0, 1): residual |2 - 1 - 2| / 2
+    assert local.taylor_residual[0, 0].item() == pytest.approx(0.5, abs=1e-12)
+    assert literal.taylor_residual[0, 0].item() == pytest.approx(0.0, abs=1e-12)
