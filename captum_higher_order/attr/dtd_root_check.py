@@ -188,7 +188,7 @@ class DTDReport:
         verdict (list[str]): Per sample ``"PASS"``, ``"WARN"`` or ``"FAIL"``,
             see :class:`DTDThresholds`.
         thresholds (DTDThresholds): The thresholds used.
-        n_segment_points (int): Points checked per segment (the root included).
+        n_segment_points (int): Segment midpoints checked per root.
     """
 
     rules: List[str]
