@@ -491,6 +491,47 @@ def run_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- explain
 
 
+def _tabular_figures(
+    results: Dict[str, Tensor], names: Sequence[str], features: int, main_path: str,
+    inter_path: str,
+) -> List[str]:
+    """Bars of sample 0's maps (one panel per method) and of its strongest pairs."""
+    from matplotlib.figure import Figure
+
+    from captum_higher_order import visualization as viz
+
+    written = []
+    maps = {n: r for n, r in results.items() if METHODS[n].kind == "map"}
+    if maps:
+        fig = Figure(figsize=(6, 2.6 * len(maps)))
+        axes = fig.subplots(len(maps), 1, squeeze=False)
+        for row, (name, res) in enumerate(maps.items()):
+            values = res[0].flatten()
+            ax = axes[row, 0]
+            ax.bar(range(len(values)), values.tolist(),
+                   color=[viz.POSITIVE_COLOR if v >= 0 else viz.NEGATIVE_COLOR
+                          for v in values.tolist()])
+            if features <= 40:
+                ax.set_xticks(range(len(values)))
+            ax.set_title(f"{METHODS[name].label}, sample 0")
+        fig.tight_layout()
+        _save_figure(fig, main_path)
+        written.append(main_path)
+    pairs = {n: r for n, r in results.items() if METHODS[n].kind == "pairs"}
+    if pairs:
+        fig = Figure(figsize=(6, 3.5 * len(pairs)))
+        axes = fig.subplots(len(pairs), 1, squeeze=False)
+        for row, (name, res) in enumerate(pairs.items()):
+            viz.visualize_top_interactions(
+                res[0], k=10, feature_names=names, plt_fig_axis=(fig, axes[row, 0]),
+                use_pyplot=False, title=METHODS[name].label,
+            )
+        fig.tight_layout()
+        _save_figure(fig, inter_path)
+        written.append(inter_path)
+    return written
+
+
 def load_model(spec: str, weights: Optional[str], device: torch.device) -> nn.Module:
     """``MODULE:CALLABLE`` (or ``path/to/file.py:CALLABLE``) -> an eval-mode model."""
     if ":" not in spec:
@@ -737,20 +778,7 @@ def run_explain(args: argparse.Namespace) -> int:
             None if mask is None else mask[0, 0].cpu(), main_path, inter_path,
         )
     else:
-        from matplotlib.figure import Figure
-
-        pairs = {n: r for n, r in results.items() if METHODS[n].kind == "pairs"}
-        if pairs:
-            fig = Figure(figsize=(6, 3.5 * len(pairs)))
-            axes = fig.subplots(len(pairs), 1, squeeze=False)
-            for row, (name, res) in enumerate(pairs.items()):
-                viz.visualize_top_interactions(
-                    res[0], k=10, feature_names=names, plt_fig_axis=(fig, axes[row, 0]),
-                    use_pyplot=False, title=METHODS[name].label,
-                )
-            fig.tight_layout()
-            _save_figure(fig, inter_path)
-            written.append(inter_path)
+        written = _tabular_figures(results, names, features, main_path, inter_path)
     raw = os.path.splitext(main_path)[0] + ".pt"
     torch.save({n: r for n, r in results.items()}, raw)
     written.append(raw)

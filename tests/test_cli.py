@@ -102,14 +102,16 @@ def test_explain_regression_model_ranks_the_planted_pair_first(tmp_path, capsys)
     path = tmp_path / "row.pt"
     torch.save(x, path)
     code = cli.main(["explain", "--model", "captum_higher_order.zoo:load_planted_mlp",
-                     "--input", str(path), "--method", "cross_derivatives",
+                     "--input", str(path), "--method", "cross_derivatives,ig",
                      "--out", str(tmp_path / "tab.png"), "--quiet"])
     assert code == 0
     text = capsys.readouterr().out
     # d2f/dx0dx1 = 2 dominates the other mixed partials at this point (|1.5 x_k| <= 0.3)
     found = re.search(r"CrossDerivatives top pairs: 0-1 \(([-+0-9.e]+)\)", text)
     assert found is not None and 1.8 < float(found.group(1)) < 2.2
-    assert (tmp_path / "tab_interactions.png").exists()
+    assert (tmp_path / "tab_interactions.png").exists() and (tmp_path / "tab.png").exists()
+    results = torch.load(tmp_path / "tab.pt", weights_only=True)
+    assert results["ig"].shape == (1, 8) and results["cross_derivatives"].shape == (1, 8, 8)
 
 
 @pytest.mark.parametrize(

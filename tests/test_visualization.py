@@ -241,3 +241,10 @@ def test_side_by_side_grid_rows_and_labels():
     assert axes[0, 1].images[0].get_clim() == (-1, 1)
     with pytest.raises(ValueError, match="samples"):
         V.visualize_side_by_side_grid(images, {"A": torch.zeros(2, 1, 8, 8)}, use_pyplot=False)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(V, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 20 and result.failed == 0
