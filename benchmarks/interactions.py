@@ -28,7 +28,7 @@ trains with L1 regularisation and main-effect networks, which we do not, so
 this is a reference point, not a reproduction of NID's published numbers.
 
 Defaults (float32, one intra-op thread: the layers are too small to gain from
-more, and a second thread only contends): 5000 training samples, 30 epochs of
+more, and a second thread only contends): 10000 training samples, 60 epochs of
 batch 128, 1000 held-out samples for global pairs and 300 for global triples,
 seed 0. Tsang et al. use 30000 samples (1/3 each for train, validation, test)
 and early stopping. See benchmarks/results_interactions.md for the timing.
@@ -250,8 +250,8 @@ def print_table(rows: List[Dict[str, object]]) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--functions", default=",".join(NID_FUNCTIONS))
-    parser.add_argument("--samples", type=int, default=5000, help="training samples")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=10000, help="training samples")
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--pairs-samples", type=int, default=1000)
     parser.add_argument("--triples-samples", type=int, default=300)
     parser.add_argument("--activations", default="gelu,relu")
