@@ -369,6 +369,13 @@ def test_internal_batch_size_and_modes_agree():
         torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="internal_batch_size"):
         ih.attribute(x, target=0, internal_batch_size=0)
+    # features, no mask: 3 samples x 4 points in row chunks of 5 (across samples)
+    model = mlp()
+    x = torch.randn(3, 6, dtype=D)
+    ref = IntegratedHessians(model).attribute(x, target=[1, 0, 2], n_steps=4)
+    got = IntegratedHessians(model).attribute(x, target=[1, 0, 2], n_steps=4,
+                                              internal_batch_size=5)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-13)
 
 
 def test_errors_and_dense_limit():

@@ -374,8 +374,10 @@ def _weighted_hessian_rows(
     to_samples[sample, torch.arange(rows, device=device)] = row_weight
 
     def make(lo: int, hi: int) -> Tuple[Tensor, ...]:
-        if groups is None:
-            basis = torch.eye(size, dtype=dtype, device=device)[lo:hi].unsqueeze(1)
+        if groups is None:  # unit vectors e_lo .. e_{hi-1}
+            basis = torch.zeros(hi - lo, 1, size, dtype=dtype, device=device)
+            index = torch.arange(hi - lo, device=device)
+            basis[index, 0, lo + index] = 1.0
             return fmt.unflatten(basis * scale)
         return fmt.unflatten(groups.indicators(lo, hi, rows, dtype, device) * scale)
 
