@@ -606,7 +606,7 @@ class CrossDerivatives(GradientAttribution):
             >>> f = planted_products(6, interactions=[(0, 1), (2, 3)])
             >>> x, _ = f.sample(500, dtype=torch.float64)
             >>> res = CrossDerivatives(f).global_interactions(x, batch_size=128)
-            >>> [pair for pair, _ in res.ranking[:2]]
+            >>> sorted(pair for pair, _ in res.ranking[:2])
             [(0, 1), (2, 3)]
         """
         if aggregation not in AGGREGATIONS:
