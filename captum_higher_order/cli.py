@@ -376,7 +376,8 @@ def _figures(
     if maps or cells:
         fig, _ = viz.visualize_side_by_side_grid(
             images, maps, cells, row_labels=row_labels,
-            grid_shape=None if grid is None else tuple(grid[:2]), k=k, use_pyplot=False,
+            grid_shape=None if grid is None else (int(grid[0]), int(grid[1])), k=k,
+            use_pyplot=False,
         )
         _save_figure(fig, main_path)
         written.append(main_path)
@@ -430,7 +431,7 @@ def run_demo(args: argparse.Namespace) -> int:
     mask = block_mask(8, 8, 2).to(device)  # 16 blocks of 2x2 pixels
     smoke = _smoke()
     ctx = Context(
-        model, images, pred, layer=model.conv2, feature_mask=mask,
+        model, images, pred, layer=model.get_submodule("conv2"), feature_mask=mask,
         n_samples=args.n_samples or (64 if smoke else 512), sigma=0.25,
         n_steps=8 if smoke else 16, seed=args.seed,
     )
@@ -444,7 +445,7 @@ def run_demo(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore")
             report = dtd.check(images, target=pred, n_segment_points=8, n_directions=1)
 
-    grid = layer_grid(model, model.conv2, images)
+    grid = layer_grid(model, model.get_submodule("conv2"), images)
     cell_names = _cell_names(grid)
     block_names = [f"b{r}{c}" for r in range(4) for c in range(4)]
     print(f"captum-ho {__version__} demo: embedded digits CNN "

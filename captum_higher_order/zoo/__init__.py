@@ -14,6 +14,7 @@ from captum_higher_order.zoo.digits_cnn import (
     DigitsCNN,
     digits_metadata,
     digits_samples,
+    digits_split,
     load_digits_cnn,
     load_digits_data,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "PlantedMLP",
     "digits_metadata",
     "digits_samples",
+    "digits_split",
     "load_digits_cnn",
     "load_digits_data",
     "load_planted_mlp",

@@ -108,14 +108,10 @@ def digits_samples(
     return images.to(device or "cpu"), labels.to(device or "cpu")
 
 
-def load_digits_data(
-    split: Optional[str] = None,
-) -> Union[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """scikit-learn's digits as tensors, split exactly as the zoo was trained.
+def digits_split() -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(x_train, y_train, x_test, y_test)`` of scikit-learn's digits, as the zoo was trained.
 
-    Needs scikit-learn (a ``dev`` extra). Args: split (str, optional):
-    ``"train"``, ``"test"``, or None for ``(x_train, y_train, x_test, y_test)``.
-    Images are ``(N, 1, 8, 8)`` float32 in ``[0, 1]``.
+    Needs scikit-learn (a ``dev`` extra). Images are ``(N, 1, 8, 8)`` float32 in ``[0, 1]``.
     """
     try:
         from sklearn.datasets import load_digits
@@ -134,15 +130,35 @@ def load_digits_data(
         stratify=bunch.target,
     )
 
-    def to_tensors(x, y) -> Tuple[Tensor, Tensor]:
-        images = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-        return images, torch.tensor(y, dtype=torch.long)
+    def images(x: object) -> Tensor:
+        return torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
 
-    train, test = to_tensors(x_tr, y_tr), to_tensors(x_te, y_te)
-    if split == "train":
-        return train
-    if split == "test":
-        return test
-    if split is not None:
+    def targets(y: object) -> Tensor:
+        return torch.tensor(y, dtype=torch.long)
+
+    return images(x_tr), targets(y_tr), images(x_te), targets(y_te)
+
+
+def load_digits_data(
+    split: Optional[str] = None,
+) -> Union[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """scikit-learn's digits as tensors, split exactly as the zoo was trained.
+
+    Needs scikit-learn (a ``dev`` extra).
+
+    Args:
+        split (str, optional): ``"train"`` or ``"test"`` for ``(images, labels)``
+            of that part, or None for ``(x_train, y_train, x_test, y_test)``.
+            Default: None
+
+    Returns:
+        tuple[Tensor, ...]: Images ``(N, 1, 8, 8)`` float32 in ``[0, 1]`` and int64 labels.
+    """
+    if split not in (None, "train", "test"):
         raise ValueError(f"split must be 'train', 'test' or None, got {split!r}.")
-    return (*train, *test)
+    x_tr, y_tr, x_te, y_te = digits_split()
+    if split == "train":
+        return x_tr, y_tr
+    if split == "test":
+        return x_te, y_te
+    return x_tr, y_tr, x_te, y_te

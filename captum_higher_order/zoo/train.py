@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -38,9 +38,9 @@ def _state_to_cpu(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def train_digits(out_dir: str, seed: int = 0, epochs: int = DIGITS_EPOCHS) -> Dict[str, object]:
+def train_digits(out_dir: str, seed: int = 0, epochs: int = DIGITS_EPOCHS) -> Dict[str, Any]:
     """Train :class:`DigitsCNN` with Adam + cross-entropy; return the metadata."""
-    x_tr, y_tr, x_te, y_te = digits_cnn.load_digits_data()
+    x_tr, y_tr, x_te, y_te = digits_cnn.digits_split()
     torch.manual_seed(seed)
     model = digits_cnn.DigitsCNN()
     opt = torch.optim.Adam(model.parameters(), lr=DIGITS_LR)
@@ -105,7 +105,7 @@ def _write_samples(out_dir: str, x_te: torch.Tensor, y_te: torch.Tensor, per_cla
         json.dump(data, f, separators=(",", ":"))
 
 
-def train_planted(out_dir: str, seed: int = 0, steps: int = PLANTED_STEPS) -> Dict[str, object]:
+def train_planted(out_dir: str, seed: int = 0, steps: int = PLANTED_STEPS) -> Dict[str, Any]:
     """Fit :class:`PlantedMLP` to :func:`planted_function` (full-batch Adam, MSE)."""
     x_tr = planted_mlp.sample_inputs(PLANTED_TRAIN, seed=seed)
     x_te = planted_mlp.sample_inputs(PLANTED_TEST, seed=seed + 1)
