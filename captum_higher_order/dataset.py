@@ -694,6 +694,8 @@ def _load_checkpoint(
             f"Checkpoint {path!r} was written for a different run (differs in: "
             f"{', '.join(diff)}); refusing to resume and leaving it untouched. "
             "Use another `checkpoint` path, or delete the file to start over."
+            + (" The first batch differs: the data changed or are shuffled; resuming "
+               "needs the same batches in the same order." if "first_batch" in diff else "")
         )
     stats = _RunningStats.from_state(reduce, payload["stats"])
     return int(payload["batches"]), (stats, bool(payload.get("is_tuple", False)))
@@ -710,7 +712,6 @@ class _Dist:
     world: int = 1
     group: Any = None
     device: torch.device = torch.device("cpu")
-    src: int = 0  # global rank of the group's rank 0
 
     @classmethod
     def current(cls, group: Any) -> _Dist:
@@ -722,8 +723,7 @@ class _Dist:
         device = torch.device("cpu")
         if "nccl" in backend:
             device = torch.device("cuda", torch.cuda.current_device())
-        src = 0 if group is None else dist.get_global_rank(group, 0)
-        return cls(dist.get_rank(group), dist.get_world_size(group), group, device, src)
+        return cls(dist.get_rank(group), dist.get_world_size(group), group, device)
 
     @property
     def enabled(self) -> bool:
@@ -732,14 +732,6 @@ class _Dist:
 
 class _RemoteFailure(RuntimeError):
     """Another rank failed; raised on every healthy rank at the next sync."""
-
-
-def _gather_headers(ctx: _Dist, header: Dict[str, Any]) -> List[Dict[str, Any]]:
-    import torch.distributed as dist
-
-    headers: List[Any] = [None] * ctx.world
-    dist.all_gather_object(headers, header, group=ctx.group)
-    return headers
 
 
 def _combine(ctx: _Dist, local: _RunningStats, spec: List[Tuple[int, ...]]) -> _RunningStats:
@@ -785,12 +777,13 @@ def _combine(ctx: _Dist, local: _RunningStats, spec: List[Tuple[int, ...]]) -> _
     return out
 
 
-def _broadcast(ctx: _Dist, obj: Any) -> Any:
+def _gather_objects(ctx: _Dist, obj: Any) -> List[Any]:
+    """Every rank's ``obj``, in group-rank order."""
     import torch.distributed as dist
 
-    box = [obj]
-    dist.broadcast_object_list(box, src=ctx.src, group=ctx.group)
-    return box[0]
+    gathered: List[Any] = [None] * ctx.world
+    dist.all_gather_object(gathered, obj, group=ctx.group)
+    return gathered
 
 
 # --------------------------------------------------------------------------- runner
@@ -918,7 +911,7 @@ class _Run:
             header = {"final": final, "index": index, "spec": self.stats.spec,
                       "tuple": self.is_tuple, "error": error}
             self.in_collective = True
-            headers = _gather_headers(ctx, header)
+            headers = _gather_objects(ctx, header)
             failed = [(r, h["error"]) for r, h in enumerate(headers) if h["error"]]
             if failed:
                 self.in_collective = False
@@ -960,7 +953,7 @@ class _Run:
         _write_checkpoint(self.checkpoint, payload)
 
     # ---- start: fingerprint and resume
-    def resume(self, first: Optional[Batch], world: int) -> int:
+    def resume(self, first: Optional[Batch], world: int, peek_error: Optional[str]) -> int:
         ctx = self.ctx
         self.fingerprint = _fingerprint(
             self.method, self.reduce, self.target, self.kwargs, self.kind, self.shard,
@@ -973,9 +966,29 @@ class _Run:
             except CheckpointError as err:
                 error = err
         if ctx.enabled:
-            start, message = _broadcast(ctx, (start, None if error is None else str(error)))
+            # One collective: rank 0's resume point (or error) and every rank's
+            # first batch, which must agree under round-robin sharding.
+            mine = (start, None if error is None else str(error),
+                    self.fingerprint["first_batch"], peek_error)
+            everyone = _gather_objects(ctx, mine)
+            start, message = everyone[0][0], everyone[0][1]
+            failed = [(r, e[3]) for r, e in enumerate(everyone) if e[3] is not None]
+            if failed:
+                if peek_error is not None:
+                    return start  # the caller raises its own error
+                raise _RemoteFailure(
+                    f"explain_dataset failed on rank {failed[0][0]}: {failed[0][1]}"
+                )
             if message is not None and error is None:
                 raise CheckpointError(message)
+            firsts = {json.dumps(e[2]) for e in everyone}
+            if error is None and self.shard == "batch" and len(firsts) > 1:
+                raise ValueError(
+                    "The ranks see different first batches, but round-robin sharding "
+                    "(batch i goes to rank i % world_size) needs the same batches in "
+                    "the same order on every rank: turn off shuffling or seed it, or "
+                    "use a DistributedSampler (then every rank keeps its own batches)."
+                )
         if error is not None:
             raise error
         if loaded is not None:
@@ -1148,9 +1161,11 @@ def explain_dataset(
         if not ctx.enabled:
             raise
         peek_error, first_raw = err, _END  # announced to the other ranks below
-    start = run.resume(first, ctx.world)
+    start = run.resume(
+        first, ctx.world,
+        None if peek_error is None else f"{type(peek_error).__name__}: {peek_error}",
+    )
     if peek_error is not None:
-        run.sync(0, final=True, error=f"{type(peek_error).__name__}: {peek_error}")
         raise peek_error
     bar = _progress(data, progress and ctx.rank == 0)
     stream = iterator if first_raw is _END else chain([first_raw], iterator)
