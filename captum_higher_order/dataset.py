@@ -99,12 +99,12 @@ class RankedFeature(NamedTuple):
     #: Feature indices: ``(i, j)`` for a pair, ``(i, j, k)`` for a triple, the
     #: index into the per-sample map for first-order maps (prefixed by the input
     #: position for tuple results).
-    index: Tuple[int, ...]
+    features: Tuple[int, ...]
     #: The aggregated value.
     value: float
     #: Its standard error across samples (NaN for ``"max_abs"``).
     stderr: float
-    #: Feature names for ``index`` when ``feature_names`` were given.
+    #: Feature names for ``features`` when ``feature_names`` were given.
     names: Optional[Tuple[str, ...]] = None
 
 
@@ -494,7 +494,7 @@ class DatasetExplanation:
                 features, used to fill :attr:`RankedFeature.names`. Default: None
 
         Returns:
-            list[RankedFeature]: ``(index, value, stderr, names)``, strongest first.
+            list[RankedFeature]: ``(features, value, stderr, names)``, strongest first.
         """
         if k < 1:
             raise ValueError(f"k must be a positive integer, got {k}.")
@@ -519,11 +519,11 @@ class DatasetExplanation:
                 entries.append((s, index, float(val.reshape(-1)[idx]), float(se.reshape(-1)[idx])))
         entries.sort(key=lambda e: -e[0])
         out = []
-        for _, index, value, se in entries[:k]:
+        for _, index, entry_value, entry_se in entries[:k]:
             names = None
             if feature_names is not None:
                 names = tuple(str(feature_names[i]) for i in index)
-            out.append(RankedFeature(index, value, se, names))
+            out.append(RankedFeature(index, entry_value, entry_se, names))
         return out
 
     def as_dict(self) -> Dict[str, Any]:

@@ -153,6 +153,7 @@ def _load_callable(spec: str) -> Any:
 def load_model(spec: str, weights: Optional[str], device: torch.device,
                dtype: torch.dtype) -> nn.Module:
     """An eval-mode model from an embedded name or ``MODULE:CALLABLE``."""
+    model: nn.Module
     if spec in EMBEDDED_MODELS:
         from captum_higher_order import zoo
 
@@ -224,7 +225,8 @@ def _embedded_data(spec: str) -> Tuple[Tensor, Optional[Tensor], Optional[List[s
     if spec == "planted_mlp":
         return zoo.sample_inputs(512, seed=1), None, list(zoo.FEATURE_NAMES)
     try:
-        x, y = zoo.load_digits_data("test")
+        split = zoo.load_digits_data("test")
+        x, y = split[0], split[1]
     except ImportError:
         samples = zoo.digits_samples()
         x, y = samples[0], samples[1]
@@ -349,7 +351,7 @@ def _figure(result: Any, ranked: List[Any], names: Optional[List[str]], path: st
     import matplotlib.pyplot as plt
 
     labels = [
-        " x ".join(e.names) if e.names else " x ".join(str(i) for i in e.index)
+        " x ".join(e.names) if e.names else " x ".join(str(i) for i in e.features)
         for e in ranked
     ]
     value = result.value
@@ -392,7 +394,7 @@ def _report(args: argparse.Namespace, result: Any, names: Optional[List[str]],
           f"({result.batches} batches)")
     print(f"{'rank':>4}  {'features':<28} {'value':>12} {'stderr':>10}")
     for i, e in enumerate(ranked, 1):
-        label = ", ".join(e.names) if e.names else ", ".join(str(j) for j in e.index)
+        label = ", ".join(e.names) if e.names else ", ".join(str(j) for j in e.features)
         print(f"{i:>4}  {label:<28} {e.value:>12.5g} {e.stderr:>10.3g}")
     figure = os.path.join(args.out, "global_interactions.png")
     _figure(result, ranked, names, figure, f"top {len(ranked)}: {args.method}")
@@ -400,7 +402,7 @@ def _report(args: argparse.Namespace, result: Any, names: Optional[List[str]],
                os.path.join(args.out, "global.pt"))
     with open(os.path.join(args.out, "global_top.json"), "w") as f:
         json.dump({"settings": settings, "count": result.count, "reduce": result.reduce,
-                   "top": [{"index": list(e.index), "names": e.names, "value": e.value,
+                   "top": [{"features": list(e.features), "names": e.names, "value": e.value,
                             "stderr": e.stderr} for e in ranked]}, f, indent=2)
     print(f"wrote {figure}, global.pt and global_top.json to {args.out}")
 

@@ -202,7 +202,7 @@ def test_tuple_inputs_and_additional_forward_args():
     flat = [v.reshape(-1) for v in r.value]
     best = max(((i, j) for i, f in enumerate(flat) for j in range(len(f))),
                key=lambda ij: abs(flat[ij[0]][ij[1]]))
-    assert top.index[0] == best[0]
+    assert top.features[0] == best[0]
     assert r.value[best[0]].reshape(-1)[best[1]].item() == top.value
     # The interaction method sees one (F, F) over both inputs: 3 + 4 features.
     r = explain_dataset(HessianInteractions(model), batches, target="label",
@@ -221,13 +221,13 @@ def test_rank_finds_planted_pairs():
     batches = list(torch.randn(20, 5, generator=gen, dtype=torch.float64).split(8))
     r = explain_dataset(HessianInteractions(Planted()), batches, progress=False)
     ranked = r.rank(3, feature_names=list("abcde"))
-    assert [e.index for e in ranked[:2]] == [(0, 3), (1, 2)]
+    assert [e.features for e in ranked[:2]] == [(0, 3), (1, 2)]
     assert ranked[0].names == ("a", "d")
     assert ranked[0].value == pytest.approx(5.0) and ranked[0].stderr == pytest.approx(0.0)
     assert ranked[2].value == pytest.approx(0.0)  # every other pair is zero
     # With the diagonal, the pure second derivative |d^2 sin(x4)| = |sin(x4)| comes third.
     diag = r.rank(3, include_diagonal=True)
-    assert [e.index for e in diag] == [(0, 3), (1, 2), (4, 4)]
+    assert [e.features for e in diag] == [(0, 3), (1, 2), (4, 4)]
     x4 = torch.cat(batches)[:, 4]
     assert diag[2].value == pytest.approx(x4.sin().abs().mean().item(), rel=1e-10)
 
@@ -253,7 +253,7 @@ def test_cross_derivatives_pairs_and_triples(reduce):
     expected = pairs.abs().mean(0) if reduce == "mean_abs" else pairs.abs().amax(0)
     off = ~torch.eye(6, dtype=torch.bool)
     torch.testing.assert_close(r.value[off], expected[off], rtol=1e-10, atol=1e-12)
-    assert [e.index for e in r.rank(2)][0] == (0, 1)
+    assert [e.features for e in r.rank(2)][0] == (0, 1)
     if reduce == "mean_abs":  # the method's own streaming aggregation agrees
         glob = cd.global_interactions(x, batch_size=5)
         torch.testing.assert_close(r.value, glob.scores.to(r.value), rtol=1e-10, atol=1e-12)
@@ -261,7 +261,7 @@ def test_cross_derivatives_pairs_and_triples(reduce):
     r3 = explain_dataset(cd, loader, reduce=reduce, attribute_kwargs={"order": 3},
                          progress=False)
     top = r3.rank(2)
-    assert r3.kind == "interaction" and top[0].index == (2, 3, 4)
+    assert r3.kind == "interaction" and top[0].features == (2, 3, 4)
     assert top[0].value == pytest.approx(1.5, rel=1e-8) and abs(top[1].value) < 1e-8
 
 

@@ -42,7 +42,7 @@ def test_embedded_mlp_exact_hessian_matches_the_engine(tmp_path, capsys):
     assert saved["count"] == 40 and saved["feature_names"] == zoo.FEATURE_NAMES
     top = json.loads((out / "global_top.json").read_text())["top"]
     # The MLP was fitted to 2 x0 x1 + 1.5 x2 x3 x4 + ...: its top pairs are planted.
-    assert {tuple(t["index"]) for t in top} == set(zoo.PLANTED_PAIRS)
+    assert {tuple(t["features"]) for t in top} == set(zoo.PLANTED_PAIRS)
     assert top[0]["names"] == ["x0", "x1"]
     png = (out / "global_interactions.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
