@@ -179,6 +179,19 @@ def test_ranked_exhaustive_equals_sorted_dense():
     assert len(lists) == 2 and len(lists[0][0][0]) == 3 and isinstance(lists[0][0][1], float)
 
 
+def test_exhaustive_blocks_merge_like_one_pass(monkeypatch):
+    import captum_higher_order.attr.cross_derivatives as module
+
+    model = mlp(d_in=6, hidden=8, d_out=3, act=torch.nn.GELU)
+    x = torch.randn(2, 6, dtype=DT)
+    cd = CrossDerivatives(model)
+    whole = cd.attribute(x, target=1, order=3, top_k=7, search="exhaustive")
+    monkeypatch.setattr(module, "_EXHAUSTIVE_BLOCK", 4)  # 15 pairs -> 4 blocks
+    blocks = cd.attribute(x, target=1, order=3, top_k=7, search="exhaustive")
+    assert torch.equal(blocks.indices, whole.indices)
+    torch.testing.assert_close(blocks.scores, whole.scores, atol=1e-12, rtol=0)
+
+
 def test_greedy_with_wide_beam_equals_exhaustive():
     model = mlp(d_in=6, hidden=8, d_out=3, act=torch.nn.GELU)
     x = torch.randn(2, 6, dtype=DT)
@@ -292,6 +305,8 @@ def test_errors():
         cd.attribute(x, max_features=4)
     with pytest.raises(ValueError, match="top_k"):
         cd.attribute(x, order=3, top_k=0)
+    with pytest.raises(ValueError, match="mode"):
+        cd.attribute(x, order=3, mode="ggn")
     with pytest.raises(ValueError, match="aggregation"):
         cd.global_interactions(x, aggregation="median")
     with pytest.raises(ValueError, match="no samples"):

@@ -74,6 +74,9 @@ __all__ = [
 #: (``k >= 3``); above it ``attribute`` asks for ``top_k`` or a ``feature_mask``.
 DEFAULT_MAX_DENSE_ENTRIES = 2**20
 
+#: ``(k-1)``-sets per block of the exhaustive ranking (bounds its memory).
+_EXHAUSTIVE_BLOCK = 256
+
 #: Global aggregations of local scores ``s_n`` over ``N`` samples.
 AGGREGATIONS = ("mean_abs", "mean", "max_abs", "rms")
 
@@ -174,9 +177,14 @@ def _rows_for_sets(
     return rows if groups is None else groups.project(rows)
 
 
-def _check_order(order: Any) -> int:
+def _check_order(order: Any, mode: str) -> int:
     if isinstance(order, bool) or not isinstance(order, int) or order < 2:
         raise ValueError(f"`order` must be an int >= 2 (pairs or larger sets), got {order!r}.")
+    if order >= 3 and mode not in ("auto", "fwd_rev", "rev_rev"):
+        raise ValueError(
+            f"mode={mode!r} only applies to order 2; for order >= 3 choose 'auto', "
+            "'fwd_rev' or 'rev_rev'."
+        )
     return order
 
 
@@ -371,7 +379,7 @@ class CrossDerivatives(GradientAttribution):
             are not interactions and are ignored by the rankings and metrics.
             With ``top_k``, an :class:`InteractionRanking`.
         """
-        order = _check_order(order)
+        order = _check_order(order, mode)
         if search not in ("auto", "exhaustive", "greedy"):
             raise ValueError("`search` must be 'auto', 'exhaustive' or 'greedy'.")
         if top_k is not None and (
@@ -500,15 +508,28 @@ class CrossDerivatives(GradientAttribution):
         chunk_size: Optional[int],
     ) -> InteractionRanking:
         """Every ``k``-set once: a row per ``(k-1)``-set ``S``, keeping the
-        last features ``l > max(S)``."""
+        last features ``l > max(S)``. Prefixes go in blocks with a running
+        top-``k`` merge, so memory does not grow with ``C(G, k-1)``."""
         prefixes = torch.combinations(torch.arange(size), r=order - 1)
-        rows = _rows_for_sets(problem, groups, prefixes.unsqueeze(1), mode, chunk_size)
-        keep = torch.arange(size).view(1, -1) > prefixes[:, -1:]
-        pid, last = keep.nonzero(as_tuple=True)
-        sets = torch.cat([prefixes[pid], last.unsqueeze(1)], dim=1).to(rows.device)
-        values = rows[pid.to(rows.device), :, last.to(rows.device)].t()  # (B, C(G, k))
-        best = torch.argsort(values.abs(), dim=1, descending=True, stable=True)[:, :top_k]
-        return InteractionRanking(sets[best], values.gather(1, best))
+        best_sets: Optional[Tensor] = None
+        best_values: Optional[Tensor] = None
+        for block in prefixes.split(_EXHAUSTIVE_BLOCK):
+            rows = _rows_for_sets(problem, groups, block.unsqueeze(1), mode, chunk_size)
+            keep = torch.arange(size).view(1, -1) > block[:, -1:]
+            pid, last = keep.nonzero(as_tuple=True)
+            if pid.numel() == 0:
+                continue
+            sets = torch.cat([block[pid], last.unsqueeze(1)], dim=1).to(rows.device)
+            values = rows[pid.to(rows.device), :, last.to(rows.device)].t()  # (B, n)
+            sets = sets.unsqueeze(0).expand(values.shape[0], -1, -1)
+            if best_sets is not None and best_values is not None:
+                sets = torch.cat([best_sets, sets], dim=1)
+                values = torch.cat([best_values, values], dim=1)
+            top = torch.argsort(values.abs(), dim=1, descending=True, stable=True)[:, :top_k]
+            best_sets = sets.gather(1, top.unsqueeze(-1).expand(-1, -1, order))
+            best_values = values.gather(1, top)
+        assert best_sets is not None and best_values is not None
+        return InteractionRanking(best_sets, best_values)
 
     @staticmethod
     def _greedy(
@@ -613,7 +634,7 @@ class CrossDerivatives(GradientAttribution):
             raise ValueError(
                 f"Unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}."
             )
-        order = _check_order(order)
+        order = _check_order(order, mode)
         if isinstance(data, Tensor):
             if batch_size < 1:
                 raise ValueError("`batch_size` must be a positive int.")
