@@ -1,6 +1,8 @@
 """Every tutorial notebook runs top to bottom (CAPTUM_HO_SMOKE=1 keeps it small)."""
 
+import json
 import os
+import sys
 
 import pytest
 
@@ -36,13 +38,33 @@ def test_committed_notebooks_match_the_generator():
             )
 
 
+KERNEL = "captum-ho-tests"
+
+
+@pytest.fixture
+def this_interpreter_kernel(tmp_path, monkeypatch):
+    """A kernelspec for this very interpreter, visible only to this test (JUPYTER_PATH)."""
+    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "captum-ho tests",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return KERNEL
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_executes(name, tmp_path, monkeypatch):
+def test_notebook_executes(name, tmp_path, monkeypatch, this_interpreter_kernel):
     monkeypatch.setenv("CAPTUM_HO_SMOKE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(os.path.join(TUTORIALS, name), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=300, kernel_name=this_interpreter_kernel,
+        resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
     errors = [
@@ -50,5 +72,6 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
         for out in cell.get("outputs", []) if out.get("output_type") == "error"
     ]
     assert not errors
+    assert nb.cells[-1].outputs[0]["text"].strip() == sys.executable  # the kernel is this venv
     # every code cell ran
     assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code")
