@@ -142,7 +142,7 @@ def resnet_case(device: str, quick: bool) -> Dict[str, object]:
                                                  batch_size=rows, generator=0,
                                                  return_gradient=True, return_stderr=True),
     }
-    res = interleaved(fns, base, 3, device)
+    res = interleaved(fns, base, 3 if quick else 5, device)
     return {"case": f"resnet18 3x64x64, 64 groups, B={batch}, n={n}", **res}
 
 

@@ -395,15 +395,16 @@ class SmoothHess(GradientAttribution):
                 "antithetic=True): raise n_samples."
             )
         fmt = format_inputs(inputs, additional_forward_args)
-        target_t = resolve_target(
-            forward_func, fmt, format_target(target, fmt.batch_size), objective
-        )
         groups = format_feature_mask(feature_mask, fmt)
         if groups is None:
             check_dense_size(fmt.num_features, max_features, "The SmoothHess matrix")
         else:
             check_dense_size(groups.num_groups, max_features, "The group SmoothHess matrix")
         scale = _format_sigma(sigma, fmt)
+        # The class to explain is fixed at the clean input, before any noise.
+        target_t = resolve_target(
+            forward_func, fmt, format_target(target, fmt.batch_size), objective
+        )
         noise = _NoiseStream(_base_seed(generator), fmt.num_features, fmt.dtype, fmt.device)
         rows_per_unit = 2 if antithetic else 1
         if batch_size is None:
