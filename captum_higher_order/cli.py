@@ -768,7 +768,9 @@ def run_explain(args: argparse.Namespace) -> int:
             else:
                 flat = res[i].flatten()
                 j = int(flat.abs().argmax())
-                print(f"  {spec.label}: strongest feature {j} ({float(flat[j]):+.3g})")
+                where = tuple(int(v) for v in torch.unravel_index(torch.tensor(j), res[i].shape))
+                print(f"  {spec.label}: strongest feature {where if len(where) > 1 else j} "
+                      f"({float(flat[j]):+.3g})")
 
     main_path, inter_path = _split_output(args.out, "explain_out", "explain")
     written: List[str] = []

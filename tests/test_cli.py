@@ -97,6 +97,33 @@ def test_explain_image_file_with_weights_file(tmp_path, capsys):
     assert "sample 0: target 2" in capsys.readouterr().out
 
 
+def test_explain_user_model_file_on_an_rgb_image(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "net.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),\n"
+        "                         nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),\n"
+        "                         nn.Flatten(), nn.Linear(4 * 8 * 8, 5))\n"
+    )
+    rgb = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype("uint8")
+    Image.fromarray(rgb).save(tmp_path / "img.png")
+    code = cli.main(["explain", "--model", f"{tmp_path / 'net.py'}:build",
+                     "--input", str(tmp_path / "img.png"), "--method", "ig,taylor_cam,smooth_hess",
+                     "--grid", "4", "--n-samples", "16", "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 0
+    results = torch.load(tmp_path / "o" / "explain.pt", weights_only=True)
+    assert results["ig"].shape == (1, 3, 16, 16)
+    assert results["taylor_cam"].shape == (1, 64, 64)      # conv2: 8x8 cells
+    assert results["smooth_hess"].shape == (1, 16, 16)     # --grid 4: 16 superpixels
+    assert (tmp_path / "o" / "explain.png").exists()
+    assert (tmp_path / "o" / "explain_interactions.png").exists()
+    assert "Integrated Gradients: strongest feature (" in capsys.readouterr().out
+
+
 def test_explain_regression_model_ranks_the_planted_pair_first(tmp_path, capsys):
     x = torch.tensor([0.8, -0.9, 0.1, 0.2, -0.1, 0.3, 0.0, 0.5])
     path = tmp_path / "row.pt"
