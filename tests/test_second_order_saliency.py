@@ -165,3 +165,23 @@ def test_zero_hessian_warns_and_falls_back_to_gradient():
     assert any(issubclass(w.category, ZeroHessianWarning) for w in caught)
     cafo = caso.attribute(x, target=1, objective="output", lambda2=2.0, second_order=False)
     torch.testing.assert_close(got, cafo, atol=1e-14, rtol=1e-12)
+
+
+def test_lambda_max_of_a_tiny_float32_hessian():
+    # Loss Hessians of real float32 networks can be ~1e-5 in scale (random
+    # resnet18); lambda_max must still be found, or a small lambda2 in "shift"
+    # mode would make the problem non-convex.
+    model64 = mlp(d_in=20, hidden=32, d_out=10, act=nn.ReLU)
+    with torch.no_grad():
+        model64[-1].weight.mul_(1e-2)
+    model32 = mlp(d_in=20, hidden=32, d_out=10, act=nn.ReLU, dtype=torch.float32)
+    model32.load_state_dict({k: v.float() for k, v in model64.state_dict().items()})
+    x = torch.randn(2, 20, dtype=torch.float64)
+    targets = model64(x).argmax(1).tolist()
+    _, h = dense_problem(model64, x, targets)
+    lam_max = torch.linalg.eigvalsh(h)[:, -1]
+    assert float(lam_max.max()) < 1e-3
+    caso = SecondOrderSaliency(model32)
+    d = caso.attribute(x.float(), lambda2=0.01 * float(lam_max.min()))
+    torch.testing.assert_close(caso.last_info.lambda_max.double(), lam_max, atol=0, rtol=1e-3)
+    assert bool(torch.isfinite(d).all())
