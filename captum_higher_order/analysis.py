@@ -23,6 +23,7 @@ summed over colour channels and clipped at a percentile.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import torch
@@ -34,14 +35,17 @@ from captum_higher_order._inputs import (
     check_dense_size,
     format_inputs,
     format_target,
-    resolve_target,
     run_forward,
+)
+from captum_higher_order.attr.second_order_saliency import (
+    CountingOperator,
+    make_problem,
+    scaled_lanczos,
 )
 from captum_higher_order.hessian import (
     DEFAULT_MAX_DENSE_FEATURES,
+    _warn_if_zero,
     hessian,
-    top_eigenpairs,
-    value_and_grad,
 )
 
 __all__ = [
@@ -90,7 +94,7 @@ def hessian_spectrum(
     additional_forward_args: Any = None,
     objective: str = "cross_entropy",
     mode: str = "auto",
-    tol: float = 1e-6,
+    tol: Optional[float] = None,
     max_iter: Optional[int] = None,
     seed: int = 0,
 ) -> SpectrumReport:
@@ -100,7 +104,8 @@ def hessian_spectrum(
     prediction among many classes, ``eigenvalues[:, 0]`` dominates the rest and
     ``alignment`` is close to 1, so curvature-aware maps (CASO) equal the
     gradient up to scale; low-confidence inputs are where they differ.
-    Eigenpairs come from the engine's batched Lanczos (``k`` largest algebraic).
+    Eigenpairs come from the engine's batched Lanczos (``k`` largest algebraic),
+    run on a rescaled Hessian so tiny float32 loss Hessians are resolved too.
 
     Args:
         forward_func (Callable): The model, returning ``(B, C)`` class scores.
@@ -114,8 +119,9 @@ def hessian_spectrum(
             ``"cross_entropy"``
         mode (str, optional): HVP mode (``"auto"``, ``"fwd_rev"``, ``"rev_rev"``,
             ``"ggn"``). Default: ``"auto"``
-        tol (float, optional): Lanczos relative residual tolerance. Default: 1e-6
-        max_iter (int, optional): Lanczos steps. Default: engine default
+        tol (float, optional): Lanczos relative residual tolerance.
+            Default: 1e-6 for float64 inputs, 1e-4 otherwise
+        max_iter (int, optional): Lanczos steps. Default: ``min(F, max(60, 6k))``
         seed (int, optional): Lanczos start-vector seed. Default: 0
 
     Returns:
@@ -133,10 +139,15 @@ def hessian_spectrum(
         >>> report.eigenvalues.shape, report.alignment.shape
         (torch.Size([3, 3]), torch.Size([3]))
     """
-    fmt = format_inputs(inputs, additional_forward_args)
-    resolved = resolve_target(
-        forward_func, fmt, format_target(target, fmt.batch_size), objective
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"`k` must be a positive int, got {k!r}.")
+    problem, g = make_problem(
+        forward_func, inputs, target, additional_forward_args, objective, mode
     )
+    fmt = problem.fmt
+    n = fmt.num_features
+    if k > n:
+        raise ValueError(f"k={k} is more than the number of features ({n}).")
     with torch.no_grad():
         logits = run_forward(forward_func, fmt.inputs, fmt.additional_forward_args)
     if logits.dim() != 2 or logits.shape[1] < 2:
@@ -144,26 +155,31 @@ def hessian_spectrum(
             "hessian_spectrum needs class scores of shape (B, C) with C >= 2, got "
             f"{tuple(logits.shape)}."
         )
-    if resolved is None:  # pragma: no cover - resolve_target gives a class for (B, C)
-        resolved = logits.argmax(dim=1).cpu()
+    resolved = problem.target
+    assert resolved is not None  # (B, C) outputs always resolve to a class
     index = resolved.to(logits.device).view(-1, 1)
     probability = torch.softmax(logits, dim=1).gather(1, index).squeeze(1)
-    eig = top_eigenpairs(
-        forward_func, fmt.inputs, k=k, target=resolved,
-        additional_forward_args=fmt.additional_forward_args, objective=objective,
-        which="LA", mode=mode, tol=tol, max_iter=max_iter, seed=seed,
-    )
-    _, grads = value_and_grad(
-        forward_func, fmt.inputs, resolved, fmt.additional_forward_args, objective
-    )
-    g = _flat(fmt, grads)
-    v1 = _flat(fmt, eig.eigenvectors, lead=2)[:, 0]
+    if tol is None:
+        tol = 1e-6 if fmt.dtype == torch.float64 else 1e-4
+    steps = max_iter if max_iter is not None else min(n, max(60, 6 * k))
+    steps = max(k, min(steps, n))
+    operator = CountingOperator(problem, mode)
+    values, vectors, residuals = scaled_lanczos(operator, fmt, k, tol, steps, seed)
+    top = values.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+    if bool((residuals > 10 * tol * top).any()):
+        warnings.warn(
+            f"Lanczos did not reach tol={tol} in {steps} steps (largest residual "
+            f"{float(residuals.max()):.2e}); raise max_iter.",
+            stacklevel=2,
+        )
+    _warn_if_zero(values, objective)
+    v1 = vectors[:, 0]
     g_norm = g.norm(dim=1)
     cos = (v1 * g).sum(dim=1).abs() / (v1.norm(dim=1) * g_norm).clamp_min(1e-300)
     alignment = torch.where(g_norm > 0, cos, torch.zeros_like(cos))
     return SpectrumReport(
-        resolved.cpu(), probability.detach(), eig.eigenvalues, alignment.detach(),
-        g_norm.detach(), eig.residuals,
+        resolved.cpu(), probability.detach(), values, alignment.detach(),
+        g_norm.detach(), residuals,
     )
 
 

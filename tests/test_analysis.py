@@ -125,3 +125,20 @@ def test_display_map_matches_numpy_and_captum_accepts_it():
         caso_display_map(torch.randn(3, 4, 4))
     with pytest.raises(ValueError, match="percentile"):
         caso_display_map(d, percentile=0)
+
+
+def test_spectrum_of_a_tiny_float32_hessian():
+    # Random-weight float32 networks can have loss Hessians ~1e-5 in scale;
+    # the spectrum must still be resolved (not stop on rounding noise).
+    model64 = relu_mlp(d_in=20, hidden=32, classes=10, seed=2)
+    with torch.no_grad():
+        model64[-1].weight.mul_(1e-2)
+    model32 = relu_mlp(d_in=20, hidden=32, classes=10, seed=2).float()
+    model32.load_state_dict({k: v.float() for k, v in model64.state_dict().items()})
+    x = torch.randn(2, 20, dtype=torch.float64)
+    targets = model64(x).argmax(1).tolist()
+    _, h = dense_problem(model64, x, targets)
+    expected = torch.linalg.eigvalsh(h).flip(1)[:, :2]
+    assert float(expected.max()) < 1e-3
+    report = hessian_spectrum(model32, x.float(), k=2)
+    torch.testing.assert_close(report.eigenvalues.double(), expected, atol=0, rtol=1e-3)
