@@ -205,7 +205,7 @@ def run_case(name, model, x, device, lambda2s: List, mode: str) -> List[Dict]:
             for row in compare(model, x, problem, operator, g, lambda_max + lam2, lam1,
                                device, mode):
                 row.update(model=short, lambda2=label,
-                           lambda1="0" if lam1_frac == 0 else "0.5 max|g|")
+                           lambda1="0" if lam1_frac == 0 else "0.5 max(abs g)")
                 rows.append(row)
     return rows
 
