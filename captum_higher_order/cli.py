@@ -455,12 +455,12 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"sample {i}: label {int(labels[i])}, predicted {int(pred[i])} "
               f"(confidence {float(conf[i]):.3f}){mark}")
         if "taylor_cam" in results:
-            top = viz.rank_interactions(results["taylor_cam"][i], k=3)
+            top = viz.top_interactions(results["taylor_cam"][i], k=3)
             print(f"  TaylorCAM top cell pairs (conv2 {grid[0]}x{grid[1]} cells): "
                   f"{_pair_text(top, cell_names)}")
         for name in ("smooth_hess", "integrated_hessians", "cross_derivatives"):
             if name in results:
-                top = viz.rank_interactions(results[name][i], k=3)
+                top = viz.top_interactions(results[name][i], k=3)
                 print(f"  {METHODS[name].label} top 2x2-block pairs: "
                       f"{_pair_text(top, block_names)}")
         if report is not None:
@@ -762,7 +762,7 @@ def run_explain(args: argparse.Namespace) -> int:
         for name, res in results.items():
             spec = METHODS[name]
             if spec.kind in ("pairs", "cells"):
-                top = viz.rank_interactions(res[i], k=3)
+                top = viz.top_interactions(res[i], k=3)
                 labels = names if spec.kind == "pairs" else [str(j) for j in range(res.shape[1])]
                 print(f"  {spec.label} top pairs: {_pair_text(top, labels)}")
             else:

@@ -18,7 +18,7 @@ Functions: :func:`visualize_interaction_matrix` (heat map),
 :func:`visualize_image_interactions` (region pairs linked over an image),
 :func:`visualize_interaction_graph` (features as nodes, interactions as edges)
 and :func:`visualize_side_by_side` (an input next to several precomputed maps).
-:func:`rank_interactions` is the ranking they share.
+:func:`top_interactions` is the ranking they share.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def interaction_strength(matrix: ArrayLike, zero_diagonal: bool = True) -> np.nd
 # --------------------------------------------------------------------------- ranking
 
 
-def rank_interactions(
+def top_interactions(
     interactions: Union[ArrayLike, Mapping[Tuple[int, ...], float], Sequence[Any]],
     k: Optional[int] = 10,
     sign: str = "absolute_value",
@@ -197,6 +197,11 @@ def rank_interactions(
     drop_zeros: bool = True,
 ) -> Ranked:
     """The ``k`` strongest interactions as ``[((i, j, ...), value), ...]``.
+
+    What the plots draw. Like
+    :func:`captum_higher_order.metrics.interactions.rank_interactions`, but it
+    also takes dicts and ranked lists (e.g. ``InteractionRanking.as_lists()``),
+    filters by ``sign`` and can include the diagonal.
 
     Args:
         interactions (array, Tensor, dict or list): A symmetric ``(F, F)``
@@ -398,11 +403,11 @@ def visualize_top_interactions(
 
     Args:
         interactions (array, Tensor, dict or list): Anything
-            :func:`rank_interactions` accepts: an ``(F, F)`` matrix, a k-way
+            :func:`top_interactions` accepts: an ``(F, F)`` matrix, a k-way
             tensor, ``{(i, j, ...): value}`` or a ranked list.
         k (int, optional): Number of bars. Default: 10
         feature_names (sequence of str, optional): Default: None (indices)
-        sign (str, optional): Ranking rule, see :func:`rank_interactions`.
+        sign (str, optional): Ranking rule, see :func:`top_interactions`.
             Default: ``"absolute_value"``
         include_diagonal (bool, optional): Rank self-interactions too.
             Default: False
@@ -429,7 +434,7 @@ def visualize_top_interactions(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}.")
-    ranked = rank_interactions(interactions, k=k, sign=sign, include_diagonal=include_diagonal)
+    ranked = top_interactions(interactions, k=k, sign=sign, include_diagonal=include_diagonal)
     if not ranked:
         raise ValueError(f"No interactions to draw for sign={sign!r}.")
     labels = [_set_label(key, feature_names) for key, _ in ranked]
@@ -559,7 +564,7 @@ def visualize_image_interactions(
         region_mask (array or Tensor, optional): ``(H, W)`` integer region ids
             (e.g. a ``feature_mask``); boxes are the regions' bounding boxes.
             Default: None
-        sign (str, optional): Ranking rule (see :func:`rank_interactions`).
+        sign (str, optional): Ranking rule (see :func:`top_interactions`).
             Default: ``"absolute_value"``
         cmap (str or Colormap, optional): Arc colours by strength.
             Default: ``"autumn_r"``
@@ -588,13 +593,13 @@ def visualize_image_interactions(
     height, width = img.shape[:2]
     mask = None if region_mask is None else _to_numpy(region_mask, "region_mask").astype(int)
     if isinstance(pairs, (Mapping, list, tuple)):
-        ranked = rank_interactions(pairs, k=k, sign=sign)
+        ranked = top_interactions(pairs, k=k, sign=sign)
         ids = {i for key, _ in ranked for i in key}
         num_regions = (max(ids) + 1) if ids else 0
     else:
         arr = _square_matrix(pairs, "pairs")
         num_regions = arr.shape[0]
-        ranked = rank_interactions(arr, k=k, sign=sign)
+        ranked = top_interactions(arr, k=k, sign=sign)
     if grid_shape is None and mask is None and not isinstance(pairs, (Mapping, list, tuple)):
         pass  # square grid inferred in _region_boxes
     elif grid_shape is None and mask is None:
@@ -717,7 +722,7 @@ def visualize_interaction_graph(
             raise ValueError(f"main_effects has {sizes.size} entries for {num} features.")
     sizes = sizes / sizes.max() if sizes.max() > 0 else np.full(num, 0.5)
     rank_sign = "absolute_value" if sign in ("all", "absolute_value") else sign
-    edges = rank_interactions(arr, k=top_n, sign=rank_sign)
+    edges = top_interactions(arr, k=top_n, sign=rank_sign)
     angles = np.pi / 2 - 2 * np.pi * np.arange(num) / num
     xy = np.stack([np.cos(angles), np.sin(angles)], axis=1)
 
@@ -971,7 +976,7 @@ __all__ = [
     "SIGNS",
     "interaction_strength",
     "normalize_values",
-    "rank_interactions",
+    "top_interactions",
     "visualize_image_interactions",
     "visualize_interaction_graph",
     "visualize_interaction_matrix",

@@ -31,28 +31,28 @@ def _bars(ax):
 
 def test_rank_interactions_matches_brute_force_on_matrix_and_kway_tensor():
     m = _sym(6)
-    ranked = V.rank_interactions(m, k=None)
+    ranked = V.top_interactions(m, k=None)
     brute = sorted(
         (((i, j), float(m[i, j])) for i, j in itertools.combinations(range(6), 2)),
         key=lambda t: -abs(t[1]),
     )
     assert ranked == brute and len(ranked) == 15
-    assert V.rank_interactions(m, k=3, sign="positive") == sorted(
+    assert V.top_interactions(m, k=3, sign="positive") == sorted(
         [t for t in brute if t[1] > 0], key=lambda t: -t[1]
     )[:3]
-    assert all(v < 0 for _, v in V.rank_interactions(m, k=None, sign="negative"))
+    assert all(v < 0 for _, v in V.top_interactions(m, k=None, sign="negative"))
     # a symmetric 3-way tensor with one planted set
     t = np.zeros((5, 5, 5))
     for p in itertools.permutations((0, 2, 4)):
         t[p] = -3.0
     t[1, 2, 3] = 1.0
-    assert V.rank_interactions(t, k=2) == [((0, 2, 4), -3.0), ((1, 2, 3), 1.0)]
+    assert V.top_interactions(t, k=2) == [((0, 2, 4), -3.0), ((1, 2, 3), 1.0)]
     # dicts and lists are ranked too
-    assert V.rank_interactions({(1, 2): 0.5, (0, 3): -2.0}, k=1) == [((0, 3), -2.0)]
+    assert V.top_interactions({(1, 2): 0.5, (0, 3): -2.0}, k=1) == [((0, 3), -2.0)]
     with pytest.raises(ValueError, match="sign"):
-        V.rank_interactions(m, sign="abs")
+        V.top_interactions(m, sign="abs")
     with pytest.raises(ValueError, match="square"):
-        V.rank_interactions(torch.zeros(3, 4))
+        V.top_interactions(torch.zeros(3, 4))
 
 
 def test_normalize_values_follows_captum_outlier_rule():
