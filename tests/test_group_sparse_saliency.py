@@ -188,3 +188,10 @@ def test_zero_hessian_warns():
     g = relu[2].weight[0] @ (relu[0].weight * (relu[0](x) > 0).double().unsqueeze(2))
     # H = 0: the answer is the first-order closed form (note g of "output" is +grad).
     torch.testing.assert_close(got, soft(g.detach(), 0.05) / 2.0, atol=1e-12, rtol=1e-10)
+
+
+def test_warns_when_fista_hits_max_iter():
+    model, x, targets, g, h = setup_cnn()
+    with pytest.warns(UserWarning, match="max_iter"):
+        GroupSparseSaliency(model).attribute(
+            x, target=targets, lambda1=1e-4, lambda2=1e-4, tol=1e-12, max_iter=3)

@@ -505,6 +505,14 @@ class GroupSparseSaliency(GradientAttribution):
             d, res, its = solve_at(lam1, None)
             sparsity = _sparsity(d)
             in_range = torch.ones(batch, dtype=torch.bool, device=g.device)
+        if second_order and bool((res > 10 * tol).any()):
+            warnings.warn(
+                f"FISTA stopped at max_iter={max_iter} with relative residual "
+                f"{float(res.max()):.2e} > tol={tol} for sample(s) "
+                f"{(res > 10 * tol).nonzero().flatten().tolist()}; raise max_iter (or "
+                "lambda2: a larger ridge is better conditioned).",
+                stacklevel=2,
+            )
         self.last_info = GroupSparseInfo(
             lam1, sparsity, lambda_max, lambda2_eff, res, its.cpu(),
             0 if operator is None else operator.calls, in_range,
