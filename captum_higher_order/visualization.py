@@ -206,8 +206,9 @@ def top_interactions(
     Args:
         interactions (array, Tensor, dict or list): A symmetric ``(F, F)``
             matrix (or ``(1, F, F)``), a symmetric k-way tensor ``(F, ..., F)``
-            (sets ``i < j < l ...`` are read), a dict ``{(i, j, ...): value}``, or
-            a list of ``((i, j, ...), value)`` pairs (already ranked or not).
+            (sets ``i < j < l ...`` are read), a dict ``{(i, j, ...): value}``, a
+            list of ``((i, j, ...), value)`` pairs (already ranked or not), or a
+            one-sample ``InteractionRanking`` from ``CrossDerivatives(top_k=...)``.
         k (int, optional): How many to keep; None keeps all. Default: 10
         sign (str, optional): Rank by ``|value|`` (``"absolute_value"``, and
             ``"all"``), by value (``"positive"``, largest first, positive only) or
@@ -225,6 +226,8 @@ def top_interactions(
     """
     _check_sign(sign)
     items: Ranked
+    if hasattr(interactions, "indices") and hasattr(interactions, "scores"):
+        interactions = _from_ranking(interactions)
     if isinstance(interactions, Mapping):
         items = [(tuple(int(i) for i in key), float(v)) for key, v in interactions.items()]
     elif isinstance(interactions, (list, tuple)) and (
@@ -265,6 +268,19 @@ def top_interactions(
     else:
         items = sorted(items, key=lambda t: -abs(t[1]))
     return items if k is None else items[:k]
+
+
+def _from_ranking(ranking: Any) -> Ranked:
+    """One sample of an ``InteractionRanking`` (``indices (B, k, order)``, ``scores (B, k)``)."""
+    indices, scores = _to_numpy(ranking.indices, "indices"), _to_numpy(ranking.scores, "scores")
+    if indices.ndim == 3:
+        if indices.shape[0] != 1:
+            raise ValueError(
+                f"The ranking holds {indices.shape[0]} samples; pass one, e.g. "
+                "ranking.as_lists()[i]."
+            )
+        indices, scores = indices[0], scores[0]
+    return [(tuple(int(i) for i in key), float(v)) for key, v in zip(indices, scores)]
 
 
 def _set_label(key: Tuple[int, ...], names: Optional[Sequence[str]]) -> str:

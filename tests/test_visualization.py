@@ -55,6 +55,23 @@ def test_rank_interactions_matches_brute_force_on_matrix_and_kway_tensor():
         V.top_interactions(torch.zeros(3, 4))
 
 
+def test_top_interactions_accepts_a_cross_derivatives_ranking():
+    from captum_higher_order.attr.cross_derivatives import CrossDerivatives
+
+    def f(x):
+        return 3 * x[:, 0] * x[:, 1] * x[:, 2] + x[:, 3] * x[:, 4]
+
+    x = torch.ones(2, 5, dtype=torch.float64)
+    ranking = CrossDerivatives(f).attribute(x, order=3, top_k=1)
+    assert V.top_interactions(ranking.as_lists()[0]) == [((0, 1, 2), 3.0)]
+    one = type(ranking)(ranking.indices[:1], ranking.scores[:1])
+    assert V.top_interactions(one) == [((0, 1, 2), 3.0)]
+    _, ax = V.visualize_top_interactions(one, use_pyplot=False)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0 × 1 × 2"]
+    with pytest.raises(ValueError, match="as_lists"):
+        V.top_interactions(ranking)
+
+
 def test_normalize_values_follows_captum_outlier_rule():
     vals = np.array([0.0, 1.0, -2.0, 100.0])
     out = V.normalize_values(vals, "all", outlier_perc=0)
