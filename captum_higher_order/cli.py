@@ -261,18 +261,31 @@ def _progress(items: Sequence[MethodSpec], show: bool) -> Iterable[MethodSpec]:
 
 
 def run_methods(
-    specs: Sequence[MethodSpec], ctx: Context, show_progress: bool = False
+    specs: Sequence[MethodSpec],
+    ctx: Context,
+    show_progress: bool = False,
+    failures: Optional[Dict[str, str]] = None,
 ) -> Tuple[Dict[str, Tensor], Dict[str, float]]:
-    """Run each method on ``ctx``; returns results and seconds per method."""
+    """Run each method on ``ctx``; returns results and seconds per method.
+
+    With a ``failures`` dict, a method that raises is recorded there (name ->
+    message) and the others still run (the demo); without it the error propagates.
+    """
     results: Dict[str, Tensor] = {}
     seconds: Dict[str, float] = {}
     for spec in _progress(specs, show_progress):
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            # the zero-Hessian and fallback warnings are expected for ReLU nets here
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            results[spec.name] = spec.run(ctx).detach().cpu()
+        try:
+            with warnings.catch_warnings():
+                # the zero-Hessian and fallback warnings are expected for ReLU nets here
+                warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                results[spec.name] = spec.run(ctx).detach().cpu()
+        except Exception as err:
+            if failures is None:
+                raise
+            failures[spec.name] = f"{type(err).__name__}: {err}"
+            continue
         seconds[spec.name] = time.perf_counter() - start
     return results, seconds
 
@@ -436,14 +449,19 @@ def run_demo(args: argparse.Namespace) -> int:
         n_steps=8 if smoke else 16, seed=args.seed,
     )
     start = time.perf_counter()
-    results, seconds = run_methods(specs, ctx, show_progress=not args.quiet)
+    failures: Dict[str, str] = {}
+    results, seconds = run_methods(specs, ctx, show_progress=not args.quiet,
+                                   failures=failures)
 
     report = None
     if "dtd" in results:
         dtd = _attr_class("dtd_root_check", "DTDRootCheck")(model, rule="z+")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            report = dtd.check(images, target=pred, n_segment_points=8, n_directions=1)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = dtd.check(images, target=pred, n_segment_points=8, n_directions=1)
+        except Exception as err:
+            failures["dtd check"] = f"{type(err).__name__}: {err}"
 
     grid = layer_grid(model, model.get_submodule("conv2"), images)
     cell_names = _cell_names(grid)
@@ -484,9 +502,11 @@ def run_demo(args: argparse.Namespace) -> int:
     skipped = [s.label for s in METHODS.values() if not s.available]
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)}")
+    for name, message in failures.items():
+        print(f"FAILED {name}: {message}", file=sys.stderr)
     for path in written:
         print(f"wrote {path}")
-    return 0
+    return 1 if failures else 0
 
 
 # --------------------------------------------------------------------------- explain

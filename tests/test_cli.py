@@ -51,6 +51,18 @@ def test_demo_method_subset_into_a_folder(tmp_path, capsys):
     assert "Integrated Gradients" in text and "DTD" not in text
 
 
+def test_demo_keeps_going_when_one_method_fails(tmp_path, capsys, monkeypatch):
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli.METHODS["taylor_cam"], "run", broken)
+    code = cli.main(["demo", "--out", str(tmp_path), "--samples", "1", "--quiet",
+                     "--method", "ig,taylor_cam"])
+    captured = capsys.readouterr()
+    assert code == 1 and "FAILED taylor_cam: RuntimeError: boom" in captured.err
+    assert (tmp_path / "demo.png").exists()  # IG still drawn
+
+
 def _digit_file(tmp_path, suffix):
     images, _ = zoo.digits_samples()
     path = tmp_path / f"digit{suffix}"
