@@ -731,7 +731,10 @@ def _lanczos(
             coeff = torch.einsum("bjn,bn->bj", basis[:, : j + 1], w)
             w = w - torch.einsum("bj,bjn->bn", coeff, basis[:, : j + 1])
         norm = w.norm(dim=1)
-        scale = alpha[:, : j + 1].abs().amax(dim=1).clamp_min(1.0) * 1e3 * eps * math.sqrt(n)
+        # "Invariant" relative to the operator's size seen so far (|alpha|,
+        # |beta| estimate ||H||), so tiny Hessians are not mistaken for zero.
+        size = torch.maximum(alpha[:, : j + 1].abs().amax(dim=1), beta[:, : j + 1].amax(dim=1))
+        scale = size.clamp_min(torch.finfo(dtype).tiny) * 1e3 * eps * math.sqrt(n)
         invariant = norm <= scale
         if bool(invariant.any()) and j + 1 < n:
             fresh = random_unit()
@@ -847,7 +850,9 @@ def solve(
     b = fmt.flatten(rhs_tuple)
     _check_finite((b,), "`rhs`")
     batch, n = b.shape
-    lam = torch.as_tensor(shift).detach().to(dtype=b.dtype, device=b.device).reshape(-1)
+    # Python floats go straight to b's dtype (via float32 they would lose digits).
+    lam = (shift.detach() if isinstance(shift, Tensor) else torch.tensor(shift, dtype=b.dtype))
+    lam = lam.to(dtype=b.dtype, device=b.device).reshape(-1)
     if lam.numel() == 1:
         lam = lam.expand(batch)
     if lam.numel() != batch:
@@ -894,7 +899,8 @@ def solve(
     converged = true_res <= tol * 10
     if not bool(converged.all()):
         warnings.warn(
-            f"Conjugate gradients stopped after {cap} iterations with relative "
+            f"Conjugate gradients stopped after {int(iterations.max())} iterations "
+            f"(max_iter={cap}) with relative "
             f"residual {float(true_res.max()):.2e} > tol={tol}; raise max_iter or "
             "shift.",
             stacklevel=2,

@@ -420,3 +420,32 @@ def test_inputs_requires_grad_and_values_untouched():
     y = x.clone().requires_grad_(True)
     hessian(model, y, target=0)
     assert y.requires_grad and y.grad is None
+
+
+def test_eigenpairs_of_a_tiny_float32_hessian():
+    """A Hessian of size ~1e-5 in float32 must not be mistaken for an invariant
+    (zero) Krylov space."""
+    model = mlp(d_in=8, dtype=torch.float32)
+    x = torch.randn(2, 8)
+
+    def small(inp):
+        return 1e-5 * model(inp)
+
+    dense = torch.stack([
+        torch.func.hessian(lambda xb: small(xb.unsqueeze(0))[0, 1])(x[b]) for b in range(2)
+    ]).detach()
+    res = top_eigenpairs(small, x, k=1, target=1, tol=1e-4)
+    expected = torch.linalg.eigvalsh(dense.double())[:, -1]
+    assert torch.allclose(res.eigenvalues[:, 0].double(), expected, rtol=1e-3)
+
+
+def test_solve_keeps_a_python_float_shift_in_float64():
+    model = mlp(d_in=4)
+    x = torch.randn(1, 4, dtype=torch.float64)
+    shift = 1.0 + 1e-12  # not representable in float32
+    dense = exact_hessians(model, x, [0], "output")[0]
+    g = torch.randn(1, 4, dtype=torch.float64)
+    lam_max = float(torch.linalg.eigvalsh(dense)[-1])
+    res = solve(model, x, g, shift=shift + lam_max, target=0, tol=1e-14, max_iter=50)
+    a = (shift + lam_max) * torch.eye(4, dtype=torch.float64) - dense
+    assert rel_err(res.solution[0], torch.linalg.solve(a, g[0])) < 1e-12

@@ -231,7 +231,8 @@ def _format_baselines(baselines: BaselineType, fmt: FormattedInputs) -> Tuple[Te
             raise TypeError(
                 f"baselines[{i}] must be a number or a Tensor, got {type(b).__name__}."
             )
-        b_t = torch.as_tensor(b).detach().to(device=x.device, dtype=x.dtype)
+        b_t = (b.detach() if isinstance(b, Tensor) else torch.tensor(b, dtype=x.dtype))
+        b_t = b_t.to(device=x.device, dtype=x.dtype)
         try:
             b_t = torch.broadcast_to(b_t, x.shape)
         except RuntimeError:
