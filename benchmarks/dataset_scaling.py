@@ -12,8 +12,10 @@ thread, joins a gloo group on a free localhost port, runs one warm-up batch,
 waits at a barrier, and times ``explain_dataset`` over the same data (batches
 split round-robin between ranks). Samples/second counts the whole dataset over
 the slowest rank's wall time. Scaling efficiency = (2-process rate) / (2 x
-1-process rate). If CrossDerivatives or SmoothHess is not installed, the engine's
-exact ``hessian()`` is used instead and the table says so.
+1-process rate). The CPU seconds per 1000 samples (summed over ranks) show the
+work the sharding adds, independent of how busy the machine's cores are. If
+CrossDerivatives or SmoothHess is not installed, the engine's exact
+``hessian()`` is used instead and the table says so.
 
 Run: ``python benchmarks/dataset_scaling.py [--samples N] [--repeats R]``;
 ``--device cuda`` times one process on a GPU (nccl is not needed for that).
@@ -102,20 +104,23 @@ def worker(rank: int, world: int, port: int, name: str, samples: int, device: st
         dist.barrier()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = explain_dataset(method, batches, target=target, attribute_kwargs=kwargs,
                              progress=False)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     if world > 1:
         times = [None] * world
-        dist.all_gather_object(times, elapsed)
-        elapsed = max(times)
+        dist.all_gather_object(times, (elapsed, cpu))
+        elapsed = max(t[0] for t in times)
+        cpu = sum(t[1] for t in times)
         dist.destroy_process_group()
     if rank == 0:
         with open(out, "w") as f:
-            json.dump({"elapsed": elapsed, "count": result.count, "label": label}, f)
+            json.dump({"elapsed": elapsed, "cpu": cpu, "count": result.count, "label": label},
+                      f)
 
 
 def run(name: str, world: int, samples: int, device: str) -> dict:
@@ -136,33 +141,36 @@ def run(name: str, world: int, samples: int, device: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=512, help="tabular samples [512]")
-    parser.add_argument("--cnn-samples", type=int, default=128, help="CNN samples [128]")
-    parser.add_argument("--repeats", type=int, default=2, help="best of R runs [2]")
+    parser.add_argument("--samples", type=int, default=16384, help="tabular samples [16384]")
+    parser.add_argument("--cnn-samples", type=int, default=1024, help="CNN samples [1024]")
+    parser.add_argument("--repeats", type=int, default=3, help="best of R runs [3]")
     parser.add_argument("--device", default="cpu", help="cpu (1 vs 2 gloo processes) or cuda")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()}, device: {args.device}")
     rows = []
     for name, samples in (("tabular", args.samples), ("cnn", args.cnn_samples)):
         worlds = (1,) if args.device.startswith("cuda") else (1, 2)
-        rates = {}
+        rates, cpu = {}, {}
         for world in worlds:
             best = min((run(name, world, samples, args.device) for _ in range(args.repeats)),
                        key=lambda r: r["elapsed"])
             rates[world] = best["count"] / best["elapsed"]
+            cpu[world] = 1000 * best["cpu"] / best["count"]
             label = best["label"]
-        rows.append((name, label, samples, rates))
+        rows.append((name, label, samples, rates, cpu))
     print()
     print("| workload | method | samples | 1 proc (samples/s) | 2 procs (samples/s) "
-          "| speed-up | efficiency |")
-    print("|---|---|---|---|---|---|---|")
-    for name, label, samples, rates in rows:
+          "| speed-up | efficiency | CPU s / 1k samples, 1 proc | 2 procs (sum) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, label, samples, rates, cpu in rows:
         if 2 in rates:
             speed = rates[2] / rates[1]
             print(f"| {name} | {label} | {samples} | {rates[1]:.1f} | {rates[2]:.1f} "
-                  f"| {speed:.2f}x | {speed / 2:.0%} |")
+                  f"| {speed:.2f}x | {speed / 2:.0%} | {cpu[1]:.3f} | {cpu[2]:.3f} |")
         else:
-            print(f"| {name} | {label} | {samples} | {rates[1]:.1f} | - | - | - |")
+            print(f"| {name} | {label} | {samples} | {rates[1]:.1f} | - | - | - "
+                  f"| {cpu[1]:.3f} | - |")
+    print(f"\nload average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
