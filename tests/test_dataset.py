@@ -395,6 +395,39 @@ def test_custom_unpack_and_dict_batches():
     torch.testing.assert_close(r.value, ref, rtol=1e-12, atol=1e-14)
 
 
+def test_distributed_sampler_means_presharded_and_progress_bar_runs(capsys):
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    from captum_higher_order.dataset import _shard_mode
+
+    ds = TensorDataset(torch.zeros(10, 5, dtype=torch.float64))
+    sampler = DistributedSampler(ds, num_replicas=2, rank=0, shuffle=False)
+    assert _shard_mode("auto", DataLoader(ds, sampler=sampler, batch_size=2)) == "none"
+    assert _shard_mode("auto", DataLoader(ds, batch_size=2)) == "batch"
+    assert _shard_mode("batch", DataLoader(ds, sampler=sampler)) == "batch"
+    pytest.importorskip("tqdm")
+    model = Poly().eval()
+    r = explain_dataset(PolyHessians(model), DataLoader(ds, batch_size=4), progress=True)
+    assert r.batches == 3 and "3/3" in capsys.readouterr().err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_device_matches_cpu():
+    model = mlp()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 4, (20,), generator=gen)
+    batches = list(zip(x.split(6), y.split(6)))
+    cpu = explain_dataset(HessianInteractions(model), batches, target="label", progress=False,
+                          attribute_kwargs={"objective": "log_softmax"})
+    gpu = explain_dataset(HessianInteractions(mlp().cuda()), batches, target="label",
+                          device="cuda", progress=False,
+                          attribute_kwargs={"objective": "log_softmax"})
+    torch.testing.assert_close(gpu.value, cpu.value, rtol=1e-9, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- distributed
 
 
