@@ -31,7 +31,7 @@ Defaults (float32, one intra-op thread: the layers are too small to gain from
 more, and a second thread only contends): 10000 training samples, 60 epochs of
 batch 128, 1000 held-out samples for global pairs and 300 for global triples,
 seed 0. Tsang et al. use 30000 samples (1/3 each for train, validation, test)
-and early stopping. See benchmarks/results_interactions.md for the timing.
+and early stopping. See benchmarks/README.md for the timing.
 
 Run ``python benchmarks/interactions.py --help``; ``--quick`` runs three
 functions with fewer samples.
