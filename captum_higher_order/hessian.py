@@ -235,16 +235,32 @@ def _warn_fallback(problem: _Problem, err: BaseException) -> None:
     )
 
 
+Kernel = Callable[[_Problem, Any], Tuple[Tensor, ...]]
+
+
 class _Engine:
     """Runs HVPs for one problem, chunking the vectors, falling back from
-    forward-over-reverse to reverse-over-reverse, and halving chunks on OOM."""
+    forward-over-reverse to reverse-over-reverse, and halving chunks on OOM.
 
-    def __init__(self, problem: _Problem, mode: str) -> None:
+    The kernels default to Hessian-vector products; :func:`mixed_derivative_rows`
+    passes its own (nested directions) and reuses the chunking and fallback."""
+
+    def __init__(
+        self,
+        problem: _Problem,
+        mode: str,
+        fwd_rev: Optional[Kernel] = None,
+        rev_rev: Optional[Kernel] = None,
+    ) -> None:
         self.problem = problem
         self.mode = mode
+        self._fwd_rev = fwd_rev or _hvp_fwd_rev
+        self._rev_rev_kernel = rev_rev
         self._rev_rev: Optional[_RevRevOperator] = None
 
-    def _rev(self, vectors: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+    def _rev(self, vectors: Any) -> Tuple[Tensor, ...]:
+        if self._rev_rev_kernel is not None:
+            return self._rev_rev_kernel(self.problem, vectors)
         if self._rev_rev is None:
             self._rev_rev = _RevRevOperator(self.problem)
         return self._rev_rev(vectors)
@@ -258,13 +274,13 @@ class _Engine:
 
     def _dispatch(self, vectors: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
         if self.mode == "fwd_rev":
-            return _hvp_fwd_rev(self.problem, vectors)
+            return self._fwd_rev(self.problem, vectors)
         if self.mode == "rev_rev":
             return self._rev(vectors)
         if self.mode == "ggn":
             return _hvp_ggn(self.problem, vectors)
         try:  # auto
-            return _hvp_fwd_rev(self.problem, vectors)
+            return self._fwd_rev(self.problem, vectors)
         except (ValueError, TypeError):
             raise  # our validation errors and the user's own: never masked
         except Exception as err:
@@ -282,16 +298,19 @@ class _Engine:
 
     def apply(
         self,
-        make_vectors: Callable[[int, int], Tuple[Tensor, ...]],
+        make_vectors: Callable[[int, int], Any],
         k: int,
         chunk_size: Optional[int],
         reduce: Callable[[Tuple[Tensor, ...]], Tensor],
+        cost_per_vector: int = 1,
     ) -> Tensor:
         """HVPs for vectors ``make_vectors(start, stop)`` over ``0..k-1`` in chunks;
-        each chunk's products go through ``reduce`` and are concatenated on dim 0."""
+        each chunk's products go through ``reduce`` and are concatenated on dim 0.
+        ``cost_per_vector`` scales the memory estimate of one vector (nested
+        derivatives carry more tangents)."""
         chunk = k if chunk_size is None else max(1, int(chunk_size))
         if chunk_size is None and k > _AUTO_CHUNK_THRESHOLD:
-            chunk = _auto_chunk(self.problem, k)
+            chunk = max(1, _auto_chunk(self.problem, k) // cost_per_vector)
         results: List[Tensor] = []
         start = 0
         while start < k:
@@ -986,57 +1005,21 @@ def _mixed_rows(
     """Rows ``grad_x D^depth s_b[u_1..u_depth]`` for ``m`` direction sets.
 
     ``make_directions(start, stop)`` returns flat directions
-    ``(stop - start, depth, B, F)``; the result is ``(m, B, F)``. Chunks over
-    ``m`` (halving on OOM), forward-over-reverse with a reverse-over-reverse
-    fallback as in :class:`_Engine`."""
+    ``(stop - start, depth, B, F)``; the result is ``(m, B, F)``. Runs on
+    :class:`_Engine` with nested-direction kernels, so chunking over ``m``
+    (halving on OOM) and the reverse-over-reverse fallback are the engine's."""
     fmt = problem.fmt
-    if chunk_size is not None:
-        chunk = max(1, int(chunk_size))
-    elif m > _AUTO_CHUNK_THRESHOLD:
-        # Nesting doubles the tangent work per level.
-        chunk = max(1, _auto_chunk(problem, m) // (2 ** (depth - 1)))
-    else:
-        chunk = m
-    use = "fwd_rev" if mode == "auto" else mode
-    results: List[Tensor] = []
-    start = 0
-    while start < m:
-        stop = min(m, start + chunk)
+
+    def make(start: int, stop: int) -> Tuple[Tuple[Tensor, ...], ...]:
         dirs = make_directions(start, stop)  # (c, depth, B, F)
-        levels = tuple(fmt.unflatten(dirs[:, j]) for j in range(depth))
-        try:
-            with torch.no_grad():
-                if use == "fwd_rev":
-                    try:
-                        rows = _rows_fwd_rev(problem, levels)
-                    except (ValueError, TypeError):
-                        raise
-                    except Exception as err:
-                        if mode != "auto" or _is_oom(err):
-                            raise
-                        try:
-                            rows = _rows_rev_rev(problem, levels)
-                        except Exception:
-                            raise err from None
-                        _warn_fallback(problem, err)
-                        use = "rev_rev"
-                else:
-                    rows = _rows_rev_rev(problem, levels)
-        except Exception as err:
-            if not _is_oom(err) or chunk == 1:
-                if _is_oom(err):
-                    raise MemoryError(
-                        "Out of memory with one direction set at a time; reduce "
-                        "the batch size or group features with `feature_mask`."
-                    ) from err
-                raise
-            chunk = max(1, chunk // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        results.append(fmt.flatten(rows, lead=2))
-        start = stop
-    return torch.cat(results, dim=0)
+        return tuple(fmt.unflatten(dirs[:, j]) for j in range(depth))
+
+    engine = _Engine(problem, mode, fwd_rev=_rows_fwd_rev, rev_rev=_rows_rev_rev)
+    # Nesting doubles the tangent work per level.
+    return engine.apply(
+        make, m, chunk_size, lambda rows: fmt.flatten(rows, lead=2),
+        cost_per_vector=2 ** (depth - 1),
+    )
 
 
 def mixed_derivative_rows(
