@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
-from typing import Callable
 
 import torch
 from captum.attr import LRP
 from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule
+from timing import median_ratio, timed
 from torch import nn
 
 from captum_higher_order.attr.dtd_root_check import DTDRootCheck
@@ -40,18 +38,6 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool2(self.relu2(self.conv2(self.pool1(self.relu1(self.conv1(x))))))
         return self.fc(x.flatten(1))
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def median_ratio(fn: Callable[[], object], base: Callable[[], object], repeats: int) -> float:
-    fn()
-    base()
-    return statistics.median(timed(fn) / timed(base) for _ in range(repeats))
 
 
 def captum_lrp(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -15,41 +15,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from typing import Callable, Dict, List
 
 import torch
+from timing import median_ratio, median_time
 from torch import nn
 
 from captum_higher_order.hessian import hessian, hvp, value_and_grad
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn: Callable[[], object], device: str) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def median_time(fn: Callable[[], object], repeats: int, device: str) -> float:
-    fn()  # warm-up
-    return statistics.median(timed(fn, device) for _ in range(repeats))
-
-
-def median_ratio(
-    fn: Callable[[], object], base: Callable[[], object], repeats: int, device: str
-) -> float:
-    """Median of time(fn) / time(base), the two timed back to back each round so
-    that load from other processes hits both alike."""
-    fn(), base()  # warm-up
-    return statistics.median(timed(fn, device) / timed(base, device) for _ in range(repeats))
 
 
 class SmallCNN(nn.Module):

@@ -30,28 +30,16 @@ import argparse
 import platform
 import statistics
 import time
-from typing import Callable, Tuple
+from typing import Tuple
 
 import torch
+from timing import sync, timed
 from torch import Tensor, nn
 
 from captum_higher_order._captum import approximation_parameters
 from captum_higher_order.attr.integrated_hessians import IntegratedHessians, path_quadrature
 
 TARGET = 3
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn: Callable[[], object], device: str) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
 
 
 def make_model(device: str) -> nn.Module:

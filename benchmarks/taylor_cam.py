@@ -19,41 +19,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
-from typing import Callable, List
 
 import torch
 from captum.attr import LayerGradCam
+from timing import paired
 
 from captum_higher_order.attr.taylor_cam import TaylorCAM
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn: Callable[[], object], device: str) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def paired(
-    fn: Callable[[], object], base: Callable[[], object], repeats: int, device: str
-):
-    """Median time of ``fn``, of ``base`` and median per-round ratio."""
-    fn(), base()  # warm-up
-    tf: List[float] = []
-    tb: List[float] = []
-    for _ in range(repeats):
-        tf.append(timed(fn, device))
-        tb.append(timed(base, device))
-    ratio = statistics.median(a / b for a, b in zip(tf, tb))
-    return statistics.median(tf), statistics.median(tb), ratio
 
 
 def double_backward_loop(model, layer, x, target):
