@@ -1,10 +1,10 @@
-"""Produces the output shown in docs/sections/dtd_root_check.md.
+"""Produces the output shown in docs/dtd_root_check.md.
 
 Trains a small BatchNorm CNN on scikit-learn's digits (8x8, pixels scaled to
 [0, 1]) for a few seconds on the CPU, then runs DTDRootCheck with three rules
 and the cascading randomisation check. No weights are saved.
 
-    python docs/sections/dtd_root_check_example.py
+    python docs/dtd_root_check_example.py
 """
 
 import time
