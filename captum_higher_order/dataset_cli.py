@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from captum_higher_order._cli_common import CLIError, import_object
 from captum_higher_order.dataset import REDUCTIONS, CheckpointError, explain_dataset
 
 __all__ = ["METHOD_NAMES", "EMBEDDED_MODELS", "add_global_parser", "run_global"]
@@ -48,8 +49,6 @@ METHOD_NAMES = tuple(_METHODS)
 _INTERACTION_METHODS = ("cross-derivatives", "smooth-hess", "integrated-hessians", "hessian")
 
 
-class _UserError(Exception):
-    """Printed as ``captum-ho global: error: ...`` with exit status 2."""
 
 
 class ExactHessian:
@@ -125,29 +124,11 @@ def add_global_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _load_callable(spec: str) -> Any:
     if ":" not in spec:
-        raise _UserError(
+        raise CLIError(
             f"--model must be one of {', '.join(EMBEDDED_MODELS)} or MODULE:CALLABLE "
             f"(or path/to/file.py:CALLABLE), got {spec!r}."
         )
-    target, _, name = spec.rpartition(":")
-    if target.endswith(".py"):
-        if not os.path.exists(target):
-            raise _UserError(f"--model file {target!r} does not exist.")
-        module_spec = importlib.util.spec_from_file_location("_captum_ho_user_model", target)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as err:
-            raise _UserError(f"cannot import {target!r} for --model: {err}") from err
-    obj = module
-    for part in name.split("."):
-        if not hasattr(obj, part):
-            raise _UserError(f"{target!r} has no attribute {name!r} (--model {spec}).")
-        obj = getattr(obj, part)
-    return obj
+    return import_object(spec)
 
 
 def load_model(spec: str, weights: Optional[str], device: torch.device,
@@ -162,19 +143,19 @@ def load_model(spec: str, weights: Optional[str], device: torch.device,
         obj = _load_callable(spec)
         model = obj if isinstance(obj, nn.Module) else obj() if callable(obj) else obj
         if not isinstance(model, nn.Module):
-            raise _UserError(
+            raise CLIError(
                 f"--model {spec} gave a {type(model).__name__}, not a torch.nn.Module."
             )
     if weights is not None:
         if not os.path.exists(weights):
-            raise _UserError(f"--weights file {weights!r} does not exist.")
+            raise CLIError(f"--weights file {weights!r} does not exist.")
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.to(device=device, dtype=dtype).eval()
 
 
 def _load_array(path: str, what: str) -> Any:
     if not os.path.exists(path):
-        raise _UserError(f"{what} file {path!r} does not exist.")
+        raise CLIError(f"{what} file {path!r} does not exist.")
     suffix = os.path.splitext(path)[1].lower()
     if suffix in (".pt", ".pth"):
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -185,7 +166,7 @@ def _load_array(path: str, what: str) -> Any:
         if suffix == ".npz":
             return {k: torch.from_numpy(loaded[k]) for k in loaded.files}
         return torch.from_numpy(loaded)
-    raise _UserError(f"{what} must be a .pt, .npy or .npz file, got {path!r}.")
+    raise CLIError(f"{what} must be a .pt, .npy or .npz file, got {path!r}.")
 
 
 _X_KEYS = ("inputs", "x", "data", "X", "features", "images")
@@ -204,7 +185,7 @@ def load_dataset(path: str, labels: Optional[str]) -> Tuple[Tensor, Optional[Ten
         x = next((obj[k] for k in _X_KEYS if k in obj), None)
         y = next((obj[k] for k in _Y_KEYS if k in obj), None)
     if not isinstance(x, Tensor):
-        raise _UserError(
+        raise CLIError(
             f"--data {path!r} must hold a tensor, an (inputs, labels) pair or a dict with "
             f"one of the keys {', '.join(_X_KEYS)}."
         )
@@ -212,7 +193,7 @@ def load_dataset(path: str, labels: Optional[str]) -> Tuple[Tensor, Optional[Ten
         y = _load_array(labels, "--labels")
         y = y if isinstance(y, Tensor) else None
     if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
-        raise _UserError(
+        raise CLIError(
             f"labels have shape {tuple(y.shape)} but there are {x.shape[0]} samples; "
             "pass one integer label per sample."
         )
@@ -245,7 +226,7 @@ def _target(arg: str, model: nn.Module, x: Tensor) -> Any:
     try:
         return int(arg)
     except ValueError:
-        raise _UserError(
+        raise CLIError(
             f"--target must be an int, 'label', 'predicted', 'none' or 'auto', got {arg!r}."
         ) from None
 
@@ -261,7 +242,7 @@ def _method_kwargs(args: argparse.Namespace, x: Tensor, objective: str) -> Dict[
     for item in args.method_arg:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise _UserError(f"--method-arg takes KEY=VALUE, got {item!r}.")
+            raise CLIError(f"--method-arg takes KEY=VALUE, got {item!r}.")
         try:
             kwargs[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -270,10 +251,10 @@ def _method_kwargs(args: argparse.Namespace, x: Tensor, objective: str) -> Dict[
         kwargs.setdefault("objective", objective)
     mask = None
     if args.patch is not None and args.feature_mask is not None:
-        raise _UserError("pass either --patch or --feature-mask, not both.")
+        raise CLIError("pass either --patch or --feature-mask, not both.")
     if args.patch is not None:
         if x.dim() < 3 or args.patch < 1:
-            raise _UserError(
+            raise CLIError(
                 f"--patch needs image inputs (N, C, H, W) or (N, H, W) and a positive size; "
                 f"the data are {tuple(x.shape)}."
             )
@@ -285,14 +266,14 @@ def _method_kwargs(args: argparse.Namespace, x: Tensor, objective: str) -> Dict[
     elif args.feature_mask is not None:
         mask = _load_array(args.feature_mask, "--feature-mask")
         if not isinstance(mask, Tensor):
-            raise _UserError("--feature-mask must hold one integer tensor.")
+            raise CLIError("--feature-mask must hold one integer tensor.")
         mask = mask.long()
         if mask.dim() == x.dim() - 1:
             mask = mask.unsqueeze(0)
     if mask is not None:
         if args.method not in ("cross-derivatives", "smooth-hess", "integrated-hessians",
                                "hessian"):
-            raise _UserError(f"--method {args.method} does not take a feature mask.")
+            raise CLIError(f"--method {args.method} does not take a feature mask.")
         kwargs["feature_mask"] = mask
     return kwargs
 
@@ -302,7 +283,7 @@ def _build_method(name: str, model: nn.Module) -> Any:
     try:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError) as err:
-        raise _UserError(f"--method {name} is not available in this install: {err}") from err
+        raise CLIError(f"--method {name} is not available in this install: {err}") from err
     return cls(model)
 
 
@@ -339,7 +320,7 @@ def _names(result: Any, given: Optional[Sequence[str]]) -> Optional[List[str]]:
     if given is None:
         return None
     if len(given) != size:
-        raise _UserError(f"{len(given)} feature names for {size} features.")
+        raise CLIError(f"{len(given)} feature names for {size} features.")
     return list(given)
 
 
@@ -416,14 +397,14 @@ def run_global(args: argparse.Namespace) -> int:
     try:
         device = torch.device(args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise _UserError("--device cuda was asked for but CUDA is not available.")
+            raise CLIError("--device cuda was asked for but CUDA is not available.")
         started = _init_distributed(device)
         dtype = getattr(torch, args.dtype)
         model = load_model(args.model, args.weights, device, dtype)
         names: Optional[List[str]] = None
         if args.data is None:
             if args.model not in EMBEDDED_MODELS:
-                raise _UserError("--data is required for a user model.")
+                raise CLIError("--data is required for a user model.")
             x, y, names = _embedded_data(args.model)
         else:
             x, y = load_dataset(args.data, args.labels)
@@ -432,13 +413,13 @@ def run_global(args: argparse.Namespace) -> int:
         if args.limit is not None:
             x, y = x[: args.limit], (None if y is None else y[: args.limit])
         if x.shape[0] == 0:
-            raise _UserError("the dataset is empty.")
+            raise CLIError("the dataset is empty.")
         if not x.is_floating_point():
-            raise _UserError(f"inputs must be floating point, got {x.dtype}.")
+            raise CLIError(f"inputs must be floating point, got {x.dtype}.")
         x = x.to(dtype)
         target = _target(args.target, model, x.to(device))
         if target == "label" and y is None:
-            raise _UserError("--target label needs labels: pass --labels or a (inputs, "
+            raise CLIError("--target label needs labels: pass --labels or a (inputs, "
                              "labels) dataset.")
         objective = _objective(args.objective, target)
         kwargs = _method_kwargs(args, x, objective)
@@ -467,7 +448,7 @@ def run_global(args: argparse.Namespace) -> int:
             }
             _report(args, result, names, settings)
         return 0
-    except (_UserError, CheckpointError, ValueError, TypeError, FileNotFoundError) as err:
+    except (CLIError, CheckpointError, ValueError, TypeError, FileNotFoundError) as err:
         print(f"captum-ho global: error: {err}", file=sys.stderr)
         return 2
     finally:
