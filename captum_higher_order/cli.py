@@ -10,6 +10,9 @@ interactions figure (SmoothHess / IntegratedHessians / CrossDerivatives over
 ``captum-ho explain --model MODULE:CALLABLE --input PATH ...`` does the same for
 a user's model and an image file or a ``.pt`` / ``.npy`` tensor.
 
+``captum-ho global`` (from :mod:`captum_higher_order.dataset_cli`) aggregates
+interactions over a data set; ``captum-ho methods`` lists the methods.
+
 Every method is looked up in :data:`METHODS`; a method whose module is missing
 is reported as unavailable instead of breaking the others.
 """
@@ -30,6 +33,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 from torch import Tensor, nn
 
+from captum_higher_order._cli_common import CLIError, import_object
 from captum_higher_order.version import __version__
 
 SMOKE_ENV = "CAPTUM_HO_SMOKE"
@@ -40,10 +44,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Held-out digits shown by ``captum-ho demo`` (indices into ``zoo.digits_samples``):
 #: a 0, a 3, a 5 the CNN gets wrong with low confidence, an 8, then more classes.
 DEMO_INDICES = (0, 6, 11, 17, 2, 8, 13, 19, 4, 15)
-
-
-class CLIError(Exception):
-    """A user error: printed as ``captum-ho: error: ...`` with exit status 2."""
 
 
 def _smoke() -> bool:
@@ -555,28 +555,7 @@ def _tabular_figures(
 
 def load_model(spec: str, weights: Optional[str], device: torch.device) -> nn.Module:
     """``MODULE:CALLABLE`` (or ``path/to/file.py:CALLABLE``) -> an eval-mode model."""
-    if ":" not in spec:
-        raise CLIError(
-            f"--model must be MODULE:CALLABLE (e.g. torchvision.models:resnet18), got {spec!r}."
-        )
-    module_name, attr_path = spec.rsplit(":", 1)
-    try:
-        if module_name.endswith(".py"):
-            if not os.path.exists(module_name):
-                raise CLIError(f"model file not found: {module_name}")
-            mod_spec = importlib.util.spec_from_file_location("_captum_ho_user_model", module_name)
-            assert mod_spec is not None and mod_spec.loader is not None
-            module = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise CLIError(f"cannot import {module_name!r}: {err}") from None
-    obj: Any = module
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            raise CLIError(f"{module_name!r} has no attribute {attr_path!r}.")
-        obj = getattr(obj, part)
+    obj = import_object(spec)
 
     weight_file = None
     kwargs: Dict[str, Any] = {}
@@ -882,7 +861,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(explain)
 
     sub.add_parser("methods", help="list the methods and whether they are available")
+    dataset_cli = _dataset_cli()
+    if dataset_cli is not None:
+        dataset_cli.add_global_parser(sub)  # `captum-ho global`: dataset-level interactions
     return parser
+
+
+def _dataset_cli() -> Any:
+    """:mod:`captum_higher_order.dataset_cli` when installed, else None."""
+    if importlib.util.find_spec("captum_higher_order.dataset_cli") is None:
+        return None
+    return importlib.import_module("captum_higher_order.dataset_cli")
 
 
 def _list_methods() -> int:
@@ -905,6 +894,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_explain(args)
         if args.command == "methods":
             return _list_methods()
+        if args.command == "global":
+            return int(_dataset_cli().run_global(args))
     except CLIError as err:
         print(f"captum-ho: error: {err}", file=sys.stderr)
         return 2

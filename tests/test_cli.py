@@ -23,6 +23,14 @@ def test_version_help_and_method_list(capsys):
         assert name in listing
 
 
+def test_global_subcommand_is_wired(tmp_path, capsys):
+    pytest.importorskip("captum_higher_order.dataset_cli")
+    code = cli.main(["global", "--model", "planted_mlp", "--method", "hessian", "--limit", "8",
+                     "--batch-size", "8", "--no-progress", "--out", str(tmp_path)])
+    assert code == 0 and (tmp_path / "global.pt").exists()
+    assert "global" in cli.build_parser().format_help()
+
+
 def test_demo_writes_both_figures_and_prints_the_summary(tmp_path, capsys):
     out = tmp_path / "figs" / "demo.png"
     assert cli.main(["demo", "--out", str(out), "--samples", "2", "--quiet"]) == 0
