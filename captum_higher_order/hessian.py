@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple, Union, cast
 
 import torch
 from torch import Tensor
@@ -166,6 +166,7 @@ class _RevRevOperator:
         live = [i for i, g in enumerate(self.grads) if g.requires_grad]
         outs = [self.grads[i] for i in live]
         grad_outputs = [vectors[i] for i in live]
+        result: Tuple[Optional[Tensor], ...]
         try:
             result = torch.autograd.grad(
                 outs,
@@ -200,7 +201,11 @@ class _RevRevOperator:
 
 def _hvp_ggn(problem: _Problem, vectors: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
     xs = problem.fmt.inputs
-    z, vjp_fn = torch.func.vjp(problem.logits, *xs)
+    # has_aux=False: vjp returns (output, vjp_fn), never the 3-tuple with aux.
+    z, vjp_fn = cast(
+        Tuple[Tensor, Callable[..., Tuple[Tensor, ...]]],
+        torch.func.vjp(problem.logits, *xs),
+    )
     z = z.detach()
     loss_grad = torch.func.grad(problem.loss_of_logits)
 

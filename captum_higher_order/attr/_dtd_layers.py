@@ -147,7 +147,7 @@ def _leaves(module: nn.Module, prefix: str) -> List[Tuple[str, nn.Module]]:
     return out
 
 
-def _fold_bn(op: WeightOp, bn: nn.Module, name: str) -> None:
+def _fold_bn(op: WeightOp, bn: nn.BatchNorm1d | nn.BatchNorm2d, name: str) -> None:
     """Fold an eval-mode BatchNorm into the weight layer before it:
     ``gamma (W x + b - mu) / sqrt(var + eps) + beta``."""
     if bn.running_mean is None or bn.running_var is None:
@@ -303,12 +303,13 @@ def fold_batchnorm(model: nn.Module) -> FoldedNet:
         if isinstance(op, WeightOp):
             w = op.weight
             if op.kind == "linear":
-                lin: nn.Module = nn.Linear(w.shape[1], w.shape[0], device=w.device,
-                                           dtype=w.dtype)
+                lin: nn.Linear | nn.Conv2d = nn.Linear(w.shape[1], w.shape[0],
+                                                       device=w.device, dtype=w.dtype)
             else:
                 lin = nn.Conv2d(w.shape[1] * op.conv_args["groups"], w.shape[0],
-                                tuple(w.shape[2:]), device=w.device, dtype=w.dtype,
+                                (w.shape[2], w.shape[3]), device=w.device, dtype=w.dtype,
                                 **op.conv_args)
+            assert lin.bias is not None  # built with the default bias=True
             with torch.no_grad():
                 lin.weight.copy_(w)
                 lin.bias.copy_(op.bias)

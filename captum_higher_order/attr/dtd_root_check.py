@@ -487,8 +487,13 @@ class DTDRootCheck(Attribution):
         score = select_objective(out, tgt, "output")
         if out.dim() == 2 and tgt is None:
             tgt = torch.zeros(fmt.batch_size, dtype=torch.long)  # C == 1
-        top = score if out.dim() == 1 else torch.zeros_like(out).scatter(
-            1, tgt.to(out.device).view(-1, 1), score.view(-1, 1))
+        if out.dim() == 1:
+            top = score
+        else:
+            # select_objective has raised for (B, C>1) without a target.
+            assert tgt is not None
+            top = torch.zeros_like(out).scatter(
+                1, tgt.to(out.device).view(-1, 1), score.view(-1, 1))
         rel_out: Dict[int, Tensor] = {}
         rel_in: Dict[int, Tensor] = {}
         relevance = top
@@ -766,10 +771,11 @@ class DTDRootCheck(Attribution):
             bias_units = op.apply(torch.zeros(1, *a.shape[1:], dtype=dtype, device=device))
         bias_units = bias_units.reshape(-1)
         rel = fw.rel_out[k].reshape(batch, -1)
-        low = high = None
+        low: Optional[Tensor] = None
+        high: Optional[Tensor] = None
         if rule == "zbox":
-            lo, hi = box_bounds(self.rule_kwargs, a)
-            low, high = lo.reshape(batch, -1), hi.reshape(batch, -1)
+            box_lo, box_hi = box_bounds(self.rule_kwargs, a)
+            low, high = box_lo.reshape(batch, -1), box_hi.reshape(batch, -1)
 
         # Reference state at a for every switch (ReLU, max-pool) at or above op k.
         switches = [m for m in sorted(owner) if m > k]
@@ -839,6 +845,7 @@ class DTDRootCheck(Attribution):
             if rule in ("z+", "gamma"):
                 bad = (r < -dom_tol[pb].unsqueeze(1)).any(1)
             elif rule == "zbox":
+                assert lo is not None and hi is not None  # set for rule == "zbox"
                 t = dom_tol[pb].unsqueeze(1)
                 bad = ((r < lo - t) | (r > hi + t)).any(1)
             else:

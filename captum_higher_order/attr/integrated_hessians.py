@@ -345,6 +345,8 @@ def _integrated_hessians(
                 forward_func, rows_fmt.inputs, rows_target,
                 rows_fmt.additional_forward_args, objective,
             )
+            # rows_fmt.inputs is a tuple, so the gradient comes back as one too.
+            assert isinstance(grads, tuple)
             projected = rows_fmt.flatten(grads) * scale
             if rows_groups is not None:
                 projected = rows_groups.project(projected)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -79,7 +79,7 @@ def _reinitialise(module: nn.Module, seed: int) -> None:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+            cast(Callable[[], object], module.reset_parameters)()
         else:
             with torch.no_grad():
                 for p in module.parameters(recurse=False):

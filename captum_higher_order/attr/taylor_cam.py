@@ -542,7 +542,9 @@ def _as_region_map(
 
 
 def _adaptive_avg_pool(x: Tensor, size: Sequence[int]) -> Tensor:
-    pools = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+    pools: Dict[int, Callable[..., Tensor]] = {
+        1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d
+    }
     if len(size) not in pools:
         raise ValueError("`regions` at input resolution needs 1, 2 or 3 spatial dims.")
     return pools[len(size)](x, tuple(size))
@@ -599,7 +601,7 @@ class RegionPairs(NamedTuple):
     ``(a, b)`` with ``a < b`` (row-major cells without ``regions``), and their
     ``score`` ``(B, k)``, descending."""
 
-    index: Tensor
+    index: Tensor  # type: ignore[assignment]  # field shadows tuple.index
     score: Tensor
 
 

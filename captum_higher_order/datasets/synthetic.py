@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -227,7 +227,7 @@ def _f10(x: Tensor) -> Tensor:
     )
 
 
-def _sets(*one_based: Sequence[int]) -> Tuple[FrozenSet[int], ...]:
+def _sets(*one_based: Iterable[int]) -> Tuple[FrozenSet[int], ...]:
     return tuple(frozenset(i - 1 for i in s) for s in one_based)
 
 
