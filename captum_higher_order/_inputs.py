@@ -9,6 +9,7 @@ the user what to change.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
@@ -422,6 +423,74 @@ def check_model_state(forward_func: Callable[..., Any]) -> None:
                 break
 
 
+# --------------------------------------------------------------------------- per-input values
+
+
+def broadcast_to_input(value: Tensor, x: Tensor, what: str) -> Tensor:
+    """``value`` broadcast to the shape of its input ``x``, or a ValueError that
+    names ``what`` (e.g. ``"feature_mask[0]"``) and the shapes that would work."""
+    try:
+        return torch.broadcast_to(value, x.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"{what} of shape {tuple(value.shape)} does not broadcast to its input of "
+            f"shape {tuple(x.shape)}; use the input's shape, the sample shape "
+            f"{tuple(x.shape[1:])}, or size 1 in any dim (first dim 1 or the batch size)."
+        ) from None
+
+
+def is_per_sample(value: Tensor, x: Tensor) -> bool:
+    """Whether a per-input ``value`` differs across the batch (has dim 0 = B > 1)."""
+    return value.dim() == x.dim() and value.shape[0] == x.shape[0] and x.shape[0] > 1
+
+
+BaselineType = Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]]
+
+
+def format_baselines(baselines: BaselineType, fmt: FormattedInputs) -> Tuple[Tensor, ...]:
+    """Every Captum baseline form as a tuple of tensors shaped like the inputs.
+
+    Accepted (per input, or one value for all inputs when not a tuple): None
+    (zeros), a Python number, or a tensor broadcastable to the input (batch dim
+    1 or B, or the per-sample shape without batch dim).
+    """
+    n = len(fmt.inputs)
+    if baselines is None:
+        per_input: Tuple[Any, ...] = (0.0,) * n
+    elif isinstance(baselines, tuple):
+        if len(baselines) != n:
+            raise ValueError(
+                f"`baselines` has {len(baselines)} elements but there are {n} inputs; "
+                "pass one baseline (number or tensor) per input tensor."
+            )
+        per_input = baselines
+    elif isinstance(baselines, (Tensor, numbers.Number)) and not isinstance(baselines, bool):
+        if isinstance(baselines, Tensor) and n > 1:
+            raise ValueError(
+                "With tuple inputs pass `baselines` as a tuple (one per input) or "
+                "a single number."
+            )
+        per_input = (baselines,) * n
+    else:
+        raise TypeError(
+            "`baselines` must be None, a number, a Tensor, or a tuple of those "
+            f"(one per input); got {type(baselines).__name__}."
+        )
+    out: List[Tensor] = []
+    for i, (b, x) in enumerate(zip(per_input, fmt.inputs)):
+        if isinstance(b, bool) or not isinstance(b, (Tensor, numbers.Number)):
+            raise TypeError(
+                f"baselines[{i}] must be a number or a Tensor, got {type(b).__name__}."
+            )
+        # Python numbers go straight to the input's dtype (not through float32).
+        b_t = b.detach() if isinstance(b, Tensor) else torch.tensor(b, dtype=x.dtype)
+        b_t = broadcast_to_input(b_t.to(device=x.device, dtype=x.dtype), x, f"baselines[{i}]")
+        if not bool(torch.isfinite(b_t).all()):
+            raise ValueError(f"baselines[{i}] contains NaN or Inf.")
+        out.append(b_t)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- feature masks
 
 
@@ -498,16 +567,8 @@ def format_feature_mask(
                 f"feature_mask[{i}] has shape {tuple(m.shape)}, more dims than its "
                 f"input {tuple(x.shape)}."
             )
-        try:
-            m_full = torch.broadcast_to(m, x.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"feature_mask[{i}] of shape {tuple(m.shape)} does not broadcast to "
-                f"its input of shape {tuple(x.shape)}; use size 1 or the input's "
-                "size in each dim (first dim 1 or the batch size)."
-            ) from None
-        if m.dim() == x.dim() and m.shape[0] == x.shape[0] and x.shape[0] > 1:
-            per_sample = True
+        m_full = broadcast_to_input(m, x, f"feature_mask[{i}]")
+        per_sample = per_sample or is_per_sample(m, x)
         per_input.append(m_full.reshape(x.shape[0], -1).to(torch.long))
     ids_full = torch.cat(per_input, dim=1)
     if bool((ids_full < 0).any()):

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 from captum.attr import GradientAttribution
@@ -69,6 +69,7 @@ from torch import Tensor
 
 from captum_higher_order._captum import approximation_parameters, log_usage
 from captum_higher_order._inputs import (
+    BaselineType,
     FeatureGroups,
     FormattedInputs,
     TargetType,
@@ -78,6 +79,7 @@ from captum_higher_order._inputs import (
     check_objective,
     expand_samples,
     expand_target,
+    format_baselines,
     format_feature_mask,
     format_inputs,
     format_target,
@@ -96,7 +98,6 @@ from captum_higher_order.hessian import (
 
 __all__ = ["IntegratedHessians", "ExpectedHessians", "path_quadrature"]
 
-BaselineType = Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]]
 MaskType = Union[None, Tensor, Tuple[Tensor, ...]]
 
 _METHODS = (
@@ -194,57 +195,6 @@ def path_quadrature(method: str = "gausslegendre", n_steps: int = 16) -> Tuple[T
 
 
 # --------------------------------------------------------------------------- baselines
-
-
-def _format_baselines(baselines: BaselineType, fmt: FormattedInputs) -> Tuple[Tensor, ...]:
-    """Every Captum baseline form as a tuple of tensors shaped like the inputs.
-
-    Accepted (per input, or one value for all inputs when not a tuple): None
-    (zeros), a Python number, or a tensor broadcastable to the input (batch dim
-    1 or B, or the per-sample shape without batch dim).
-    """
-    n = len(fmt.inputs)
-    if baselines is None:
-        per_input: Tuple[Any, ...] = (0.0,) * n
-    elif isinstance(baselines, tuple):
-        if len(baselines) != n:
-            raise ValueError(
-                f"`baselines` has {len(baselines)} elements but there are {n} inputs; "
-                "pass one baseline (number or tensor) per input tensor."
-            )
-        per_input = baselines
-    elif isinstance(baselines, (Tensor, numbers.Number)) and not isinstance(baselines, bool):
-        if isinstance(baselines, Tensor) and n > 1:
-            raise ValueError(
-                "With tuple inputs pass `baselines` as a tuple (one per input) or "
-                "a single number."
-            )
-        per_input = (baselines,) * n
-    else:
-        raise TypeError(
-            "`baselines` must be None, a number, a Tensor, or a tuple of those "
-            f"(one per input); got {type(baselines).__name__}."
-        )
-    out: List[Tensor] = []
-    for i, (b, x) in enumerate(zip(per_input, fmt.inputs)):
-        if isinstance(b, bool) or not isinstance(b, (Tensor, numbers.Number)):
-            raise TypeError(
-                f"baselines[{i}] must be a number or a Tensor, got {type(b).__name__}."
-            )
-        b_t = (b.detach() if isinstance(b, Tensor) else torch.tensor(b, dtype=x.dtype))
-        b_t = b_t.to(device=x.device, dtype=x.dtype)
-        try:
-            b_t = torch.broadcast_to(b_t, x.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"baselines[{i}] has shape {tuple(b_t.shape)}, which does not broadcast "
-                f"to its input's shape {tuple(x.shape)}; use the input's shape, a "
-                "first dim of 1, or a number."
-            ) from None
-        if not bool(torch.isfinite(b_t).all()):
-            raise ValueError(f"baselines[{i}] contains NaN or Inf.")
-        out.append(b_t)
-    return tuple(out)
 
 
 # --------------------------------------------------------------------------- core
@@ -592,7 +542,7 @@ class IntegratedHessians(GradientAttribution):
         )
         target_t = format_target(target, fmt.batch_size)
         target_t = resolve_target(self.forward_func, fmt, target_t, objective)
-        baselines_t = _format_baselines(baselines, fmt)
+        baselines_t = format_baselines(baselines, fmt)
         return fmt, target_t, baselines_t, groups, t, w
 
     def _gamma(

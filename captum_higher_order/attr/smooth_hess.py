@@ -45,6 +45,7 @@ from captum_higher_order._inputs import (
     FormattedInputs,
     TargetType,
     TensorOrTuple,
+    broadcast_to_input,
     check_dense_size,
     check_model_state,
     check_objective,
@@ -53,6 +54,7 @@ from captum_higher_order._inputs import (
     format_feature_mask,
     format_inputs,
     format_target,
+    is_per_sample,
     resolve_target,
     run_forward,
     select_objective,
@@ -164,18 +166,10 @@ def _format_sigma(sigma: SigmaType, fmt: FormattedInputs) -> Union[float, Tensor
         if not isinstance(s, Tensor) or not s.is_floating_point():
             raise TypeError(f"sigma[{i}] must be a floating-point tensor.")
         s = s.detach().to(device=x.device, dtype=x.dtype)
-        try:
-            full = torch.broadcast_to(s, x.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"sigma[{i}] of shape {tuple(s.shape)} does not broadcast to its input "
-                f"of shape {tuple(x.shape)}; use the sample shape {tuple(x.shape[1:])} "
-                "or the input's shape."
-            ) from None
+        full = broadcast_to_input(s, x, f"sigma[{i}]")
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             raise ValueError(f"sigma[{i}] must be positive and finite everywhere.")
-        if s.dim() == x.dim() and s.shape[0] == x.shape[0] and x.shape[0] > 1:
-            per_sample = True
+        per_sample = per_sample or is_per_sample(s, x)
         flat.append(full.reshape(x.shape[0], -1))
     out = torch.cat(flat, dim=1)
     return out if per_sample else out[:1]
