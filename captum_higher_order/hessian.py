@@ -56,6 +56,7 @@ from captum_higher_order._inputs import (
 
 __all__ = [
     "MODES",
+    "check_mode",
     "DEFAULT_MAX_DENSE_FEATURES",
     "hvp",
     "hessian",
@@ -107,6 +108,12 @@ class _Problem:
         return select_objective(z, self.target, self.objective).sum()
 
 
+def check_mode(mode: str) -> None:
+    """Refuse an unknown engine mode with the list of valid ones."""
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+
+
 def _make_problem(
     forward_func: Callable[..., Tensor],
     inputs: TensorOrTuple,
@@ -116,8 +123,7 @@ def _make_problem(
     mode: str = "auto",
 ) -> _Problem:
     check_objective(objective)
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    check_mode(mode)
     if not callable(forward_func):
         raise TypeError("`forward_func` must be callable (a model or a function).")
     check_model_state(forward_func)

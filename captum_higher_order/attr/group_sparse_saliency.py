@@ -42,7 +42,7 @@ from captum_higher_order.attr.second_order_saliency import (
     default_tols,
     make_problem,
 )
-from captum_higher_order.hessian import MODES
+from captum_higher_order.hessian import check_mode
 
 __all__ = ["GroupSparseSaliency", "GroupSparseInfo", "fista", "proximal_steps"]
 
@@ -369,8 +369,7 @@ class GroupSparseSaliency(GradientAttribution):
 
     def __init__(self, forward_func: Callable[..., Tensor], mode: str = "rev_rev") -> None:
         GradientAttribution.__init__(self, forward_func)
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        check_mode(mode)
         self.mode = mode
         self.last_info: Optional[GroupSparseInfo] = None
 

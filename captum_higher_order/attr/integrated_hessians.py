@@ -89,10 +89,10 @@ from captum_higher_order._inputs import (
 )
 from captum_higher_order.hessian import (
     DEFAULT_MAX_DENSE_FEATURES,
-    MODES,
     _Engine,
     _Problem,
     _warn_if_zero,
+    check_mode,
     value_and_grad,
 )
 
@@ -513,8 +513,7 @@ class IntegratedHessians(GradientAttribution):
         max_features: int,
     ) -> Tuple[FormattedInputs, Optional[Tensor], Tuple[Tensor, ...],
                Optional[FeatureGroups], Tensor, Tensor]:
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        check_mode(mode)
         if not callable(self.forward_func):
             raise TypeError("`forward_func` must be callable (a model or a function).")
         if internal_batch_size is not None and (

@@ -34,13 +34,13 @@ from captum_higher_order._inputs import (
     resolve_target,
 )
 from captum_higher_order.hessian import (
-    MODES,
     _Engine,
     _flat_operator,
     _lanczos,
     _make_problem,
     _Problem,
     _warn_if_zero,
+    check_mode,
     solve,
     value_and_grad,
 )
@@ -90,8 +90,7 @@ def check_caso_args(lambda2: float, lambda2_mode: str, objective: str, mode: str
             "the largest Hessian eigenvalue) or 'absolute' (lambda2 is used as given)."
         )
     check_objective(objective)
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    check_mode(mode)
 
 
 #: Default tolerances by input dtype: (solver, Lanczos). In float32 the
@@ -277,8 +276,7 @@ class SecondOrderSaliency(GradientAttribution):
 
     def __init__(self, forward_func: Callable[..., Tensor], mode: str = "rev_rev") -> None:
         GradientAttribution.__init__(self, forward_func)
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        check_mode(mode)
         self.mode = mode
         self.last_info: Optional[SecondOrderInfo] = None
 
