@@ -40,10 +40,10 @@ from captum_higher_order._inputs import (
 from captum_higher_order.attr.second_order_saliency import (
     CountingOperator,
     make_problem,
-    scaled_lanczos,
 )
 from captum_higher_order.hessian import (
     DEFAULT_MAX_DENSE_FEATURES,
+    _lanczos,
     _warn_if_zero,
     hessian,
 )
@@ -164,7 +164,9 @@ def hessian_spectrum(
     steps = max_iter if max_iter is not None else min(n, max(60, 6 * k))
     steps = max(k, min(steps, n))
     operator = CountingOperator(problem, mode)
-    values, vectors, residuals = scaled_lanczos(operator, fmt, k, tol, steps, seed)
+    values, vectors, residuals = _lanczos(
+        operator, fmt.batch_size, n, k, "LA", tol, steps, fmt, seed
+    )
     top = values.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
     if bool((residuals > 10 * tol * top).any()):
         warnings.warn(

@@ -146,38 +146,6 @@ class CountingOperator:
         return self.matvec(v)
 
 
-def scaled_lanczos(
-    operator: Callable[[Tensor], Tensor],
-    fmt: Any,
-    k: int,
-    tol: float,
-    steps: int,
-    seed: int = 0,
-) -> Tuple[Tensor, Tensor, Tensor]:
-    """Top-``k`` (largest algebraic) eigenpairs by the engine's batched Lanczos,
-    run on ``H / s`` with ``s = ||H u||`` for a random unit ``u`` (one more HVP).
-
-    The engine's invariant-subspace test has an absolute floor (it assumes
-    ``||H|| >~ 1``); float32 loss Hessians of real networks can be ~1e-5 in
-    scale, and Lanczos would then stop on noise. Returns ``(values (B, k),
-    vectors (B, k, F), residuals (B, k))`` in the scale of ``H``.
-    """
-    n = fmt.num_features
-    gen = torch.Generator(device="cpu").manual_seed(seed + 1)
-    probe = torch.randn(fmt.batch_size, n, generator=gen, dtype=fmt.dtype).to(fmt.device)
-    probe = probe / probe.norm(dim=1, keepdim=True)
-    scale_h = operator(probe).norm(dim=1)
-    scale_h = torch.where(scale_h > 0, scale_h, torch.ones_like(scale_h))
-
-    def scaled(v: Tensor) -> Tensor:
-        return operator(v) / scale_h.unsqueeze(1)
-
-    values, vectors, residuals = _lanczos(
-        scaled, fmt.batch_size, n, k, "LA", tol, steps, fmt, seed
-    )
-    return values * scale_h.unsqueeze(1), vectors, residuals * scale_h.unsqueeze(1)
-
-
 def convex_ridge(
     problem: _Problem,
     operator: CountingOperator,
@@ -199,7 +167,9 @@ def convex_ridge(
     n = fmt.num_features
     steps = eig_max_iter if eig_max_iter is not None else min(n, 60)
     steps = max(1, min(steps, n))
-    values, _, residuals = scaled_lanczos(operator, fmt, 1, eig_tol, steps)
+    values, _, residuals = _lanczos(
+        operator, fmt.batch_size, n, 1, "LA", eig_tol, steps, fmt, 0
+    )
     lambda_max = values[:, 0]
     # lambda_max only enters through lambda2_eff, so its error is judged
     # against lambda2 too (a confident sample has lambda_max ~ 0).
