@@ -18,7 +18,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
+from captum_higher_order.zoo._files import ZOO_DIR, load_committed, read_json
+
 DIGITS_WEIGHTS = os.path.join(ZOO_DIR, "digits_cnn.pt")
 DIGITS_META = os.path.join(ZOO_DIR, "digits_cnn.json")
 DIGITS_SAMPLES = os.path.join(ZOO_DIR, "digits_samples.json")
@@ -76,20 +77,12 @@ def load_digits_cnn(
         True
     """
     model = DigitsCNN()
-    if pretrained:
-        if not os.path.exists(DIGITS_WEIGHTS):
-            raise FileNotFoundError(
-                f"{DIGITS_WEIGHTS} is missing; run `python -m captum_higher_order.zoo.train`."
-            )
-        state = torch.load(DIGITS_WEIGHTS, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    return model.to(device or "cpu").eval()
+    return load_committed(model, DIGITS_WEIGHTS, pretrained, device)
 
 
 def digits_metadata() -> Dict[str, object]:
     """Training settings and test accuracy recorded when the weights were made."""
-    with open(DIGITS_META) as f:
-        return json.load(f)
+    return read_json(DIGITS_META)
 
 
 def digits_samples(

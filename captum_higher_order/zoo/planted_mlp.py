@@ -14,7 +14,6 @@ network smooth, so its exact Hessian is informative (unlike a ReLU network).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Dict, List, Tuple, Union
@@ -22,7 +21,8 @@ from typing import Dict, List, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
+from captum_higher_order.zoo._files import ZOO_DIR, load_committed, read_json
+
 PLANTED_WEIGHTS = os.path.join(ZOO_DIR, "planted_mlp.pt")
 PLANTED_META = os.path.join(ZOO_DIR, "planted_mlp.json")
 
@@ -90,17 +90,9 @@ def load_planted_mlp(
         True
     """
     model = PlantedMLP()
-    if pretrained:
-        if not os.path.exists(PLANTED_WEIGHTS):
-            raise FileNotFoundError(
-                f"{PLANTED_WEIGHTS} is missing; run `python -m captum_higher_order.zoo.train`."
-            )
-        state = torch.load(PLANTED_WEIGHTS, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    return model.to(device or "cpu").eval()
+    return load_committed(model, PLANTED_WEIGHTS, pretrained, device)
 
 
 def planted_metadata() -> Dict[str, object]:
     """Training settings and test error recorded when the weights were made."""
-    with open(PLANTED_META) as f:
-        return json.load(f)
+    return read_json(PLANTED_META)
