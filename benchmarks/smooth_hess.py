@@ -80,6 +80,16 @@ def interleaved(
     return out
 
 
+def variants(sh: SmoothHess, x: torch.Tensor, **kwargs: object) -> Dict[str, Callable[[], object]]:
+    """The three timed calls: interactions only, + SmoothGrad, + standard errors."""
+    return {
+        "SmoothHess": lambda: sh.attribute(x, generator=0, **kwargs),
+        "+gradient": lambda: sh.attribute(x, generator=0, return_gradient=True, **kwargs),
+        "+gradient+stderr": lambda: sh.attribute(x, generator=0, return_gradient=True,
+                                                 return_stderr=True, **kwargs),
+    }
+
+
 def mlp_case(device: str, quick: bool) -> Dict[str, object]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
@@ -96,16 +106,7 @@ def mlp_case(device: str, quick: bool) -> Dict[str, object]:
         return nt.attribute(x, nt_type="smoothgrad", nt_samples=n, stdevs=sigma,
                             target=target, abs=False)
 
-    fns = {
-        "SmoothHess": lambda: sh.attribute(x, target=target, sigma=sigma, n_samples=n,
-                                           batch_size=rows, generator=0),
-        "+gradient": lambda: sh.attribute(x, target=target, sigma=sigma, n_samples=n,
-                                          batch_size=rows, generator=0,
-                                          return_gradient=True),
-        "+gradient+stderr": lambda: sh.attribute(x, target=target, sigma=sigma,
-                                                 n_samples=n, batch_size=rows, generator=0,
-                                                 return_gradient=True, return_stderr=True),
-    }
+    fns = variants(sh, x, target=target, sigma=sigma, n_samples=n, batch_size=rows)
     res = interleaved(fns, base, 3 if quick else 9, device)
     return {"case": f"ReLU MLP 784-256-256-10, dense 784x784, B={batch}, n={n}", **res}
 
@@ -131,17 +132,8 @@ def resnet_case(device: str, quick: bool) -> Dict[str, object]:
         return nt.attribute(x, nt_type="smoothgrad", nt_samples=n, stdevs=sigma,
                             target=target, abs=False)
 
-    fns = {
-        "SmoothHess": lambda: sh.attribute(x, target=target, sigma=sigma, n_samples=n,
-                                           feature_mask=mask, batch_size=rows, generator=0),
-        "+gradient": lambda: sh.attribute(x, target=target, sigma=sigma, n_samples=n,
-                                          feature_mask=mask, batch_size=rows, generator=0,
-                                          return_gradient=True),
-        "+gradient+stderr": lambda: sh.attribute(x, target=target, sigma=sigma,
-                                                 n_samples=n, feature_mask=mask,
-                                                 batch_size=rows, generator=0,
-                                                 return_gradient=True, return_stderr=True),
-    }
+    fns = variants(sh, x, target=target, sigma=sigma, n_samples=n, feature_mask=mask,
+                   batch_size=rows)
     res = interleaved(fns, base, 3 if quick else 5, device)
     return {"case": f"resnet18 3x64x64, 64 groups, B={batch}, n={n}", **res}
 
