@@ -60,85 +60,16 @@ from captum_higher_order._inputs import (
     select_objective,
     slice_samples,
 )
+from captum_higher_order._noise import GeneratorType, NoiseStream, base_seed
+from captum_higher_order._progress import inner_progress, progress_bar
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, value_and_grad
 
 __all__ = ["SmoothHess"]
 
 SigmaType = Union[float, Tensor, Tuple[Tensor, ...]]
-GeneratorType = Union[None, int, torch.Generator]
-
-#: Noise is drawn in blocks of this many (pairs of) samples, each block from
-#: its own generator seeded from the base seed, so results do not depend on
-#: ``batch_size`` or on which other inputs share the call.
-NOISE_BLOCK = 32
-
 #: Memory budget for one pass when ``batch_size`` is None: half the free CUDA
 #: memory, or this many bytes on the CPU.
 DEFAULT_CPU_PASS_BUDGET = 1 * 2**30
-
-
-# --------------------------------------------------------------------------- noise
-
-
-def _base_seed(generator: GeneratorType) -> int:
-    """One 62-bit seed from an int, a ``torch.Generator`` (advanced once) or,
-    for None, torch's global RNG, so ``torch.manual_seed`` reproduces a call
-    exactly as it does for Captum's ``NoiseTunnel``."""
-    if isinstance(generator, bool):
-        raise TypeError("`generator` must be None, an int seed or a torch.Generator.")
-    if isinstance(generator, int):
-        return int(generator) % 2**62
-    if isinstance(generator, torch.Generator):
-        return int(
-            torch.randint(2**62, (1,), generator=generator, device=generator.device)
-        )
-    if generator is None:
-        return int(torch.randint(2**62, (1,)))
-    raise TypeError(
-        f"`generator` must be None, an int seed or a torch.Generator, got "
-        f"{type(generator).__name__}."
-    )
-
-
-class _NoiseStream:
-    """Standard normal vectors ``z_k``, ``k = 0, 1, ...``, of length ``F``.
-
-    Block ``j`` (samples ``j*NOISE_BLOCK ...``) comes from a generator seeded
-    with ``(seed, j)``, so any range of samples can be drawn in any order and
-    chunking never changes the draws. Every input of a call sees the same
-    ``z_k`` (common random numbers): each input's estimate is still an
-    unbiased Monte-Carlo average, and an input's result is the same alone or
-    in a batch.
-    """
-
-    def __init__(self, seed: int, size: int, dtype: torch.dtype, device: torch.device):
-        self.seed, self.size, self.dtype, self.device = seed, size, dtype, device
-
-    def _generator(self, j: int) -> torch.Generator:
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed((self.seed * 1_000_003 + j) % 2**63)
-        return gen
-
-    def draw(self, start: int, stop: int) -> Tensor:
-        """``z_start .. z_{stop-1}`` as a ``(stop - start, F)`` tensor."""
-        out = torch.empty(stop - start, self.size, dtype=self.dtype, device=self.device)
-        k = start
-        while k < stop:
-            j, offset = divmod(k, NOISE_BLOCK)
-            take = min(stop - k, NOISE_BLOCK - offset)
-            if offset == 0 and take == NOISE_BLOCK:  # a whole block: straight in
-                torch.randn(
-                    NOISE_BLOCK, self.size, generator=self._generator(j),
-                    dtype=self.dtype, device=self.device, out=out[k - start : k - start + take],
-                )
-            else:
-                block = torch.randn(
-                    NOISE_BLOCK, self.size, generator=self._generator(j),
-                    dtype=self.dtype, device=self.device,
-                )
-                out[k - start : k - start + take] = block[offset : offset + take]
-            k += take
-        return out
 
 
 # --------------------------------------------------------------------------- validation
@@ -399,7 +330,7 @@ class SmoothHess(GradientAttribution):
         target_t = resolve_target(
             forward_func, fmt, format_target(target, fmt.batch_size), objective
         )
-        noise = _NoiseStream(_base_seed(generator), fmt.num_features, fmt.dtype, fmt.device)
+        noise = NoiseStream(base_seed(generator), fmt.num_features, fmt.dtype, fmt.device)
         rows_per_unit = 2 if antithetic else 1
         if batch_size is None:
             batch_size = _auto_batch_size(forward_func, fmt, target_t, objective)
@@ -418,7 +349,7 @@ def _smooth_hess(
     target: Optional[Tensor],
     objective: str,
     scale: Union[float, Tensor],
-    noise: _NoiseStream,
+    noise: NoiseStream,
     units: int,
     rows_per_unit: int,
     groups: Optional[FeatureGroups],
@@ -435,7 +366,11 @@ def _smooth_hess(
     inputs_per_pass = min(batch, budget_units)
     units_per_pass = max(1, min(units, budget_units // inputs_per_pass))
     passes = math.ceil(batch / inputs_per_pass) * math.ceil(units / units_per_pass)
-    progress = _progress(passes, show_progress)
+    progress = (
+        progress_bar(passes, "SmoothHess", "pass")
+        if show_progress
+        else inner_progress(passes, "SmoothHess", "pass")
+    )
     size = num_features if groups is None else groups.num_groups
 
     hessians, gradients, errors = [], [], []
@@ -593,18 +528,3 @@ def _auto_batch_size(
         budget = DEFAULT_CPU_PASS_BUDGET
     return int(max(2, budget // max(per_row, 1)))
 
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, show: bool) -> Any:
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm  # a Captum dependency
-
-    return tqdm(total=total, desc="SmoothHess", unit="pass")

@@ -17,6 +17,8 @@ from typing import Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, 
 import torch
 from torch import Tensor
 
+from captum_higher_order._ranking import candidate_sets, top_interaction_sets
+
 __all__ = ["rank_interactions", "interaction_auc", "roc_auc"]
 
 Ranking = List[Tuple[Tuple[Hashable, ...], float]]
@@ -31,21 +33,6 @@ def _check_dense(scores: Tensor) -> int:
             "for a batch (B, F, F) call this per sample."
         )
     return int(scores.shape[0])
-
-
-def _subsets(num_features: int, order: int) -> Tensor:
-    """All ``order``-subsets of ``range(num_features)`` in lexicographic order,
-    ``(C(F, order), order)``."""
-    return torch.combinations(torch.arange(num_features), r=order)
-
-
-def _dense_candidates(scores: Tensor) -> Tuple[Tensor, Tensor]:
-    """Index tuples ``i1 < ... < ik`` (the distinct-feature sets; repeated
-    indices are pure derivatives, not interactions) and their scores."""
-    num = _check_dense(scores)
-    sets = _subsets(num, scores.dim())
-    values = scores.detach().cpu()[tuple(sets.t())]
-    return sets, values
 
 
 def rank_interactions(
@@ -83,20 +70,17 @@ def rank_interactions(
     """
     if not isinstance(scores, Tensor):
         raise TypeError("`scores` must be a dense Tensor (F, F) or (F, ..., F).")
-    sets, values = _dense_candidates(scores)
-    num = scores.shape[0]
+    num = _check_dense(scores)
     if feature_names is not None and len(feature_names) != num:
         raise ValueError(f"`feature_names` has {len(feature_names)} names for {num} features.")
     if k is not None and k < 0:
         raise ValueError("`k` must be None or a non-negative int.")
-    order = torch.argsort(values.abs(), descending=True, stable=True)
-    if k is not None:
-        order = order[:k]
+    sets, values = top_interaction_sets(scores.detach().cpu(), k)
     ranking: Ranking = []
-    for idx in order.tolist():
-        members = tuple(int(i) for i in sets[idx].tolist())
+    for members_t, value in zip(sets.tolist(), values.tolist()):
+        members = tuple(int(i) for i in members_t)
         key = members if feature_names is None else tuple(feature_names[i] for i in members)
-        ranking.append((key, float(values[idx])))
+        ranking.append((key, float(value)))
     return ranking
 
 
@@ -190,7 +174,9 @@ def _candidates(
                 f"A dense `scores` tensor for order={order} needs {order} dims, got "
                 f"shape {tuple(scores.shape)}."
             )
-        sets, values = _dense_candidates(scores)
+        _check_dense(scores)
+        sets = candidate_sets(scores.shape[0], order)
+        values = scores.detach().cpu()[tuple(sets.t())]
         return [frozenset(s) for s in sets.tolist()], values.to(torch.float64)
     items = list(scores.items()) if isinstance(scores, Mapping) else list(scores)
     table: Dict[frozenset, float] = {}

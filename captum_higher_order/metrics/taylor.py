@@ -38,7 +38,7 @@ from captum_higher_order._inputs import (
     select_objective,
     slice_samples,
 )
-from captum_higher_order.attr.smooth_hess import GeneratorType, _base_seed, _NoiseStream
+from captum_higher_order._noise import GeneratorType, NoiseStream, base_seed
 
 __all__ = ["taylor_pmse", "sample_ball"]
 
@@ -79,7 +79,7 @@ def sample_ball(
         >>> bool((d.norm(dim=1) <= 2.0).all())
         True
     """
-    stream = _NoiseStream(_base_seed(generator), dim + 1, dtype, torch.device(device))
+    stream = NoiseStream(base_seed(generator), dim + 1, dtype, torch.device(device))
     return _ball_points(stream.draw(0, n), radius)
 
 
@@ -194,7 +194,7 @@ def taylor_pmse(
             )
         hess = hessian.detach().to(fmt.dtype)
     target_t = resolve_target(forward_func, fmt, format_target(target, batch), objective)
-    stream = _NoiseStream(_base_seed(generator), num + 1, fmt.dtype, fmt.device)
+    stream = NoiseStream(base_seed(generator), num + 1, fmt.dtype, fmt.device)
     rows = batch_size or DEFAULT_ROWS_PER_PASS
     inputs_per_pass = min(batch, rows)
     per_pass = max(1, min(n_perturbations, rows // inputs_per_pass))
