@@ -2,7 +2,7 @@
 
 Captum's visualizers draw input-shaped maps. Higher-order methods return
 feature-by-feature matrices ``(F, F)``, region-pair maps and k-way sets; this
-module draws them with the same vocabulary as
+package draws them with the same vocabulary as
 :func:`captum.attr.visualization.visualize_image_attr`:
 
 - ``sign``: ``"all"``, ``"positive"``, ``"negative"`` or ``"absolute_value"``;
@@ -11,22 +11,36 @@ module draws them with the same vocabulary as
 - ``plt_fig_axis``: an existing ``(figure, axis)`` to draw into;
 - ``use_pyplot``: create the figure with pyplot and ``plt.show()`` it (True), or
   build a bare :class:`matplotlib.figure.Figure` and just return it (False);
-- every function returns ``(figure, axis)``.
+- every function returns ``(figure, axis)`` (``(figure, axes)`` for several panels).
 
-Functions: :func:`visualize_interaction_matrix` (heat map),
-:func:`visualize_top_interactions` (bars of the strongest pairs or k-sets),
-:func:`visualize_image_interactions` (region pairs linked over an image),
-:func:`visualize_interaction_graph` (features as nodes, interactions as edges)
-and :func:`visualize_side_by_side` (an input next to several precomputed maps).
-:func:`top_interactions` is the ranking they share.
+Every plot explains itself: maps carry a colorbar whose label gives the sign
+convention and the scale (:func:`scale_label`); arcs and edges are coloured by
+sign (Captum's green and red) with width and opacity relative to the strongest,
+those below :data:`MIN_RELATIVE_STRENGTH` of it left out, and a legend says so;
+grid cells are named ``"(row, col)"`` (:func:`grid_cell_names`); ``label=``,
+``prediction=`` and ``probability=`` put ``"label 5, predicted 3 (p = 0.62)"``
+into titles (:func:`prediction_text`).
+
+Modules: ``matrix`` (:func:`visualize_interaction_matrix`, heat map),
+``bars`` (:func:`visualize_top_interactions`, the strongest pairs or k-sets),
+``image`` (:func:`visualize_image_interactions`, region pairs linked over an
+image), ``graph`` (:func:`visualize_interaction_graph`, features as nodes),
+``side_by_side`` (:func:`visualize_side_by_side`, an input next to several
+precomputed maps), ``ranking`` (:func:`top_interactions`, the ranking they
+share), ``_arcs`` (how arcs encode a score) and ``_common`` (conversion,
+Captum's sign and outlier rules, labels).
 """
 
+from captum_higher_order.visualization._arcs import MIN_RELATIVE_STRENGTH
 from captum_higher_order.visualization._common import (
     NEGATIVE_COLOR,
     POSITIVE_COLOR,
     SIGNS,
+    grid_cell_names,
     interaction_strength,
     normalize_values,
+    prediction_text,
+    scale_label,
 )
 from captum_higher_order.visualization.bars import visualize_top_interactions
 from captum_higher_order.visualization.graph import visualize_interaction_graph
@@ -39,11 +53,15 @@ from captum_higher_order.visualization.side_by_side import (
 )
 
 __all__ = [
+    "MIN_RELATIVE_STRENGTH",
     "NEGATIVE_COLOR",
     "POSITIVE_COLOR",
     "SIGNS",
+    "grid_cell_names",
     "interaction_strength",
     "normalize_values",
+    "prediction_text",
+    "scale_label",
     "top_interactions",
     "visualize_image_interactions",
     "visualize_interaction_graph",

@@ -157,3 +157,115 @@ def interaction_strength(matrix: ArrayLike, zero_diagonal: bool = True) -> np.nd
     if zero_diagonal:
         arr = arr - np.diag(np.diag(arr))
     return arr.sum(axis=1)
+
+
+# --------------------------------------------------------------------------- words on plots
+
+
+def scale_label(sign: str, quantity: str = "interaction", outlier_perc: float = 2) -> str:
+    """The colorbar label of a map normalised by :func:`normalize_values`.
+
+    Two lines: which sign convention the colours follow (or that values are
+    absolute), then the scale, which is relative: each map is divided by its
+    own outlier threshold, so 1 means "as strong as this map gets".
+
+    Args:
+        sign (str): Captum's sign, see :data:`SIGNS`.
+        quantity (str, optional): What the values are. Default: ``"interaction"``
+        outlier_perc (float, optional): As passed to :func:`normalize_values`.
+            Default: 2
+
+    Returns:
+        str: The label.
+
+    Examples::
+
+        >>> from captum_higher_order.visualization import scale_label
+        >>> print(scale_label("all", "attribution"))
+        attribution: green > 0, red < 0
+        scaled to [-1, 1], top 2% saturated
+        >>> print(scale_label("absolute_value", outlier_perc=0))
+        |interaction| (absolute value)
+        scaled to [0, 1]
+    """
+    _check_sign(sign)
+    first = {
+        "all": f"{quantity}: green > 0, red < 0",
+        "positive": f"positive {quantity} only",
+        "negative": f"|negative {quantity}| only",
+        "absolute_value": f"|{quantity}| (absolute value)",
+    }[sign]
+    second = "scaled to [-1, 1]" if sign == "all" else "scaled to [0, 1]"
+    if outlier_perc > 0:
+        second += f", top {outlier_perc:g}% saturated"
+    return f"{first}\n{second}"
+
+
+def prediction_text(
+    label: Optional[Any] = None,
+    prediction: Optional[Any] = None,
+    probability: Optional[float] = None,
+) -> str:
+    """``"label 5, predicted 3 (p = 0.62)"``: what a title says about a sample.
+
+    Any part left as None is left out; all None gives ``""``.
+
+    Examples::
+
+        >>> from captum_higher_order.visualization import prediction_text
+        >>> prediction_text(5, 3, 0.618)
+        'label 5, predicted 3 (p = 0.62)'
+        >>> prediction_text(prediction="positive")
+        'predicted positive'
+    """
+    parts = []
+    if label is not None:
+        parts.append(f"label {label}")
+    if prediction is not None:
+        parts.append(f"predicted {prediction}")
+    text = ", ".join(parts)
+    if probability is not None:
+        text = f"{text} (p = {float(probability):.2f})" if text else f"p = {float(probability):.2f}"
+    return text
+
+
+def _compose_title(
+    title: Optional[str],
+    label: Optional[Any] = None,
+    prediction: Optional[Any] = None,
+    probability: Optional[float] = None,
+) -> str:
+    """``"SmoothHess: label 5, predicted 3"`` from a title and what is known of the sample."""
+    about = prediction_text(label, prediction, probability)
+    if title and about:
+        return f"{title}: {about}"
+    return title or about
+
+
+def grid_cell_names(grid_shape: Sequence[int]) -> List[str]:
+    """Readable names of the cells of a grid, in row-major order (region ids).
+
+    ``(rows, cols)`` gives ``"(row, col)"``; ``(channels, rows, cols)`` gives
+    ``"(channel, row, col)"``, the order of a flattened ``(C, H, W)`` layer.
+
+    Args:
+        grid_shape (sequence of int): ``(rows, cols)`` or ``(channels, rows, cols)``.
+
+    Returns:
+        list[str]: One name per cell, cell ``r * cols + c`` named ``"(r, c)"``.
+
+    Examples::
+
+        >>> from captum_higher_order.visualization import grid_cell_names
+        >>> grid_cell_names((2, 2))
+        ['(0, 0)', '(0, 1)', '(1, 0)', '(1, 1)']
+        >>> grid_cell_names((2, 1, 2))[3]
+        '(1, 0, 1)'
+    """
+    shape = tuple(int(s) for s in grid_shape)
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ValueError(
+            f"grid_shape must be (rows, cols) or (channels, rows, cols) of positive sizes, "
+            f"got {tuple(grid_shape)}."
+        )
+    return ["(" + ", ".join(str(int(i)) for i in idx) + ")" for idx in np.ndindex(*shape)]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from captum_higher_order.visualization._common import (
     NEGATIVE_COLOR,
     POSITIVE_COLOR,
     ArrayLike,
+    _compose_title,
     _fig_axis,
     _finish,
     _to_numpy,
@@ -30,6 +33,11 @@ def visualize_top_interactions(
     plt_fig_axis: Optional[Tuple[Figure, Axes]] = None,
     fig_size: Tuple[float, float] = (6, 4),
     use_pyplot: bool = True,
+    quantity: str = "interaction",
+    show_legend: bool = True,
+    label: Optional[Any] = None,
+    prediction: Optional[Any] = None,
+    probability: Optional[float] = None,
 ) -> Tuple[Figure, Axes]:
     r"""Horizontal bars of the ``k`` strongest pairs (or k-way sets), strongest on top.
 
@@ -53,6 +61,14 @@ def visualize_top_interactions(
         plt_fig_axis (tuple, optional): Default: None
         fig_size (tuple, optional): Default: (6, 4)
         use_pyplot (bool, optional): Default: True
+        quantity (str, optional): What the values are (the x label reads
+            ``"<quantity> (signed, raw value)"``). Default: ``"interaction"``
+        show_legend (bool, optional): A legend of the bar colours (and of the
+            error bars). Default: True
+        label, prediction (optional): The sample's true label and predicted
+            class, added to the title (``"label 5, predicted 3"``). Default: None
+        probability (float, optional): The predicted probability, added to the
+            title. Default: None
 
     Returns:
         tuple[Figure, Axes]: One bar (a Rectangle patch) per interaction.
@@ -90,8 +106,23 @@ def visualize_top_interactions(
     ax.set_yticks(positions)
     ax.set_yticklabels(labels)
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("interaction")
-    if title:
-        ax.set_title(title)
+    ax.set_xlabel(f"{quantity} (signed, raw value)")
+    if show_legend:
+        _bar_legend(ax, values, xerr is not None)
+    full_title = _compose_title(title, label, prediction, probability)
+    if full_title:
+        ax.set_title(full_title)
     _finish(use_pyplot, plt_fig_axis)
     return fig, ax
+
+
+def _bar_legend(ax: Axes, values: np.ndarray, has_errors: bool) -> None:
+    handles: List[Any] = []
+    if (values >= 0).any():
+        handles.append(Patch(color=POSITIVE_COLOR, label="positive"))
+    if (values < 0).any():
+        handles.append(Patch(color=NEGATIVE_COLOR, label="negative"))
+    if has_errors:
+        handles.append(Line2D([], [], color="black", marker="|", linestyle="-",
+                              label="\u00b1 standard error"))
+    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.8)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -12,11 +12,13 @@ from matplotlib.figure import Figure
 from captum_higher_order.visualization._common import (
     ArrayLike,
     _cmap_and_limits,
+    _compose_title,
     _fig_axis,
     _finish,
     _names,
     _square_matrix,
     normalize_values,
+    scale_label,
 )
 
 
@@ -36,6 +38,11 @@ def visualize_interaction_matrix(
     plt_fig_axis: Optional[Tuple[Figure, Axes]] = None,
     fig_size: Tuple[float, float] = (6, 6),
     use_pyplot: bool = True,
+    quantity: str = "interaction",
+    colorbar_label: Optional[str] = None,
+    label: Optional[Any] = None,
+    prediction: Optional[Any] = None,
+    probability: Optional[float] = None,
 ) -> Tuple[Figure, Axes]:
     r"""Heat map of a pairwise interaction matrix ``(F, F)``.
 
@@ -71,9 +78,20 @@ def visualize_interaction_matrix(
             Default: None
         fig_size (tuple, optional): Default: (6, 6)
         use_pyplot (bool, optional): Default: True
+        quantity (str, optional): What the values are, for the colorbar label.
+            Default: ``"interaction"``
+        colorbar_label (str, optional): Replaces the colorbar's label, which
+            by default says the sign convention and the scale (see
+            :func:`scale_label`) and that the diagonal is blanked.
+            Default: None
+        label, prediction (optional): The sample's true label and predicted
+            class, added to the title (``"label 5, predicted 3"``). Default: None
+        probability (float, optional): The predicted probability, added to the
+            title. Default: None
 
     Returns:
-        tuple[Figure, Axes]: The figure and the axis holding the image.
+        tuple[Figure, Axes]: The figure and the axis holding the image (the
+        colorbar is a second axis of the figure).
 
     Examples::
 
@@ -120,8 +138,14 @@ def visualize_interaction_matrix(
             for c in range(shown.shape[1]):
                 ax.text(c, r, f"{shown[r, c]:.2g}", ha="center", va="center", fontsize=7)
     if show_colorbar:
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    if title:
-        ax.set_title(title)
+        if colorbar_label is None:
+            colorbar_label = scale_label(sign, quantity, outlier_perc)
+            if zero_diagonal:
+                colorbar_label += "; diagonal blanked"
+        cbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        cbar.set_label(colorbar_label, fontsize=8)
+    full_title = _compose_title(title, label, prediction, probability)
+    if full_title:
+        ax.set_title(full_title)
     _finish(use_pyplot, plt_fig_axis)
     return fig, ax

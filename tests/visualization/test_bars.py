@@ -36,3 +36,20 @@ def test_top_interactions_of_kway_sets_from_a_ranked_list():
     _, ax = V.visualize_top_interactions(ranked, k=5, use_pyplot=False)
     assert len(_bars(ax)) == 2
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0 × 1 × 2", "3 × 4"]
+
+
+def test_top_interactions_bars_legend_axis_label_and_title():
+    m = torch.tensor([[0.0, 2.0, -3.0], [2.0, 0.0, 0.0], [-3.0, 0.0, 0.0]])
+    _, ax = V.visualize_top_interactions(
+        m, errors=torch.full((3, 3), 0.1), label=1, prediction=2, use_pyplot=False
+    )
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "positive", "negative", "\u00b1 standard error"
+    ]
+    assert ax.get_xlabel() == "interaction (signed, raw value)"
+    assert ax.get_title() == "label 1, predicted 2"
+    # only the colours present are listed
+    _, ax = V.visualize_top_interactions({(0, 1): 1.0}, use_pyplot=False)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["positive"]
+    _, ax = V.visualize_top_interactions(m, show_legend=False, use_pyplot=False)
+    assert ax.get_legend() is None

@@ -55,3 +55,22 @@ def test_interaction_matrix_into_given_axis_with_pyplot():
     out = V.visualize_interaction_matrix(_sym(3)[None], plt_fig_axis=(fig, ax), title="H")
     assert out == (fig, ax) and ax.get_title() == "H"
     plt.close(fig)
+
+
+def test_interaction_matrix_colorbar_label_and_title_explain_the_plot():
+    m = _sym(4)
+    fig, ax = V.visualize_interaction_matrix(
+        m, sign="absolute_value", title="SmoothHess", label=5, prediction=3, probability=0.62,
+        use_pyplot=False,
+    )
+    assert len(fig.axes) == 2
+    cbar_label = fig.axes[1].get_ylabel()
+    assert "|interaction| (absolute value)" in cbar_label and "diagonal blanked" in cbar_label
+    assert ax.get_title() == "SmoothHess: label 5, predicted 3 (p = 0.62)"
+    fig, _ = V.visualize_interaction_matrix(
+        m, zero_diagonal=False, quantity="Hessian", use_pyplot=False
+    )
+    label = fig.axes[1].get_ylabel()
+    assert label.startswith("Hessian: green > 0, red < 0") and "diagonal" not in label
+    fig, _ = V.visualize_interaction_matrix(m, colorbar_label="mine", use_pyplot=False)
+    assert fig.axes[1].get_ylabel() == "mine"

@@ -44,3 +44,57 @@ def test_side_by_side_grid_rows_and_labels():
     assert axes[0, 1].images[0].get_clim() == (-1, 1)
     with pytest.raises(ValueError, match="samples"):
         V.visualize_side_by_side_grid(images, {"A": torch.zeros(2, 1, 8, 8)}, use_pyplot=False)
+
+
+def _pairs(value):
+    pairs = torch.zeros(16, 16)
+    pairs[0, 5] = pairs[5, 0] = value
+    return pairs
+
+
+def test_side_by_side_maps_carry_labelled_colorbars_and_pairs_a_legend():
+    attr = torch.zeros(1, 8, 8)
+    attr[0, 2, 3] = 5.0
+    fig, axes = V.visualize_side_by_side(
+        torch.rand(1, 8, 8), {"IG": attr, "zero": torch.zeros(8, 8)}, {"TaylorCAM": _pairs(1.0)},
+        label=5, prediction=3, probability=0.62, use_pyplot=False,
+    )
+    assert axes[0].get_ylabel() == "label 5, predicted 3 (p = 0.62)"
+    assert len(axes[1].child_axes) == 1  # the colorbar below the map
+    assert axes[1].child_axes[0].get_xlabel().startswith("|attribution| (absolute value)")
+    assert axes[2].child_axes == []  # an all-zero map has no scale to show
+    assert axes[3].get_legend() is not None
+    # the hanging colorbars and legends do not shrink the panels
+    assert axes[1].get_position().height * fig.get_figheight() > 1.7
+    _, axes = V.visualize_side_by_side(
+        torch.rand(1, 8, 8), {"IG": attr}, {"TaylorCAM": _pairs(1.0)}, sign="all",
+        show_colorbar=False, show_legend=False, row_label="mine", label=5, use_pyplot=False,
+    )
+    assert axes[1].child_axes == [] and axes[2].get_legend() is None
+    assert axes[0].get_ylabel() == "mine"
+
+
+def test_side_by_side_grid_one_colorbar_per_column_labels_and_shared_pair_scale():
+    images = torch.rand(2, 1, 8, 8)
+    maps = {"A": torch.randn(2, 1, 8, 8)}
+    pair_maps = {"P": torch.stack([_pairs(1.0), _pairs(1e-6)])}
+    fig, axes = V.visualize_side_by_side_grid(
+        images, maps, pair_maps, labels=torch.tensor([5, 7]), predictions=[3, 7],
+        probabilities=[0.62, 0.99], use_pyplot=False,
+    )
+    assert [axes[i, 0].get_ylabel() for i in range(2)] == [
+        "label 5, predicted 3 (p = 0.62)", "label 7, predicted 7 (p = 0.99)"
+    ]
+    assert axes[0, 1].child_axes == [] and len(axes[1, 1].child_axes) == 1
+    assert axes[0, 2].get_legend() is None and axes[1, 2].get_legend() is not None
+    # one arc scale for the column: the 1e-6 pair of sample 1 is not drawn
+    assert sum(isinstance(p, FancyArrowPatch) for p in axes[0, 2].patches) == 1
+    assert sum(isinstance(p, FancyArrowPatch) for p in axes[1, 2].patches) == 0
+    assert any(t.get_text().startswith("no pair drawn") for t in axes[1, 2].texts)
+    assert all(ax.get_position().height * fig.get_figheight() > 1.5 for ax in axes.ravel())
+    _, axes = V.visualize_side_by_side_grid(images, maps, pair_maps, shared_pair_scale=False,
+                                            use_pyplot=False)
+    assert sum(isinstance(p, FancyArrowPatch) for p in axes[1, 2].patches) == 1
+    assert axes[0, 0].get_ylabel() == ""
+    with pytest.raises(ValueError, match="predictions has 1 entries"):
+        V.visualize_side_by_side_grid(images, maps, predictions=[1], use_pyplot=False)
