@@ -25,6 +25,7 @@ Modules: ``matrix`` (:func:`visualize_interaction_matrix`, heat map),
 ``bars`` (:func:`visualize_top_interactions`, the strongest pairs or k-sets),
 ``image`` (:func:`visualize_image_interactions`, region pairs linked over an
 image), ``graph`` (:func:`visualize_interaction_graph`, features as nodes),
+``tokens`` (:func:`plot_token_interactions`, :func:`visualize_token_arcs`),
 ``side_by_side`` (:func:`visualize_side_by_side`, an input next to several
 precomputed maps), ``ranking`` (:func:`top_interactions`, the ranking they
 share), ``_arcs`` (how arcs encode a score) and ``_common`` (conversion,
@@ -51,6 +52,10 @@ from captum_higher_order.visualization.side_by_side import (
     visualize_side_by_side,
     visualize_side_by_side_grid,
 )
+from captum_higher_order.visualization.tokens import (
+    plot_token_interactions,
+    visualize_token_arcs,
+)
 
 __all__ = [
     "MIN_RELATIVE_STRENGTH",
@@ -60,6 +65,7 @@ __all__ = [
     "grid_cell_names",
     "interaction_strength",
     "normalize_values",
+    "plot_token_interactions",
     "prediction_text",
     "scale_label",
     "top_interactions",
@@ -68,5 +74,6 @@ __all__ = [
     "visualize_interaction_matrix",
     "visualize_side_by_side",
     "visualize_side_by_side_grid",
+    "visualize_token_arcs",
     "visualize_top_interactions",
 ]
