@@ -302,8 +302,8 @@ def visualize_image_interactions(
             ))
     if ranked and not drawn:  # say why the panel is empty rather than look broken
         ax.text(width / 2 - 0.5, height / 2 - 0.5,
-                f"no pair drawn: all\n< {scale.min_relative:.0%} of {scale.reference:.2g}\n"
-                f"(strongest {abs(ranked[0][1]):.1g})",
+                f"no pair drawn:\nstrongest here {abs(ranked[0][1]):.1g},\n"
+                f"< {scale.min_relative:.0%} of the scale {scale.reference:.2g}",
                 ha="center", va="center", fontsize=7, color="black",
                 bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
     if show_colorbar and colormap is not None:
