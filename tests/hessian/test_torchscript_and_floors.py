@@ -22,10 +22,10 @@ def _tanh_net() -> nn.Module:
 
 
 def _exact(net, x, target):
-    out = []
-    for b in range(x.shape[0]):
-        out.append(torch.func.hessian(lambda v: net(v.unsqueeze(0))[0, target[b]])(x[b]))
-    return torch.stack(out)
+    def score(v, t):
+        return net(v.unsqueeze(0))[0, t]
+
+    return torch.stack([torch.func.hessian(score)(x[b], target[b]) for b in range(x.shape[0])])
 
 
 @pytest.mark.parametrize("compile_", ["script", "trace"])
