@@ -19,6 +19,7 @@ the Hessian term (``second_order=False``, "CAFO") the map is ``g / lambda2``.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
@@ -34,7 +35,7 @@ from captum_higher_order._inputs import (
     resolve_target,
 )
 from captum_higher_order.hessian import check_mode, value_and_grad
-from captum_higher_order.hessian.cg import conjugate_gradients, warn_unless_converged
+from captum_higher_order.hessian.budget import resolve_budget
 from captum_higher_order.hessian.engine import (
     Engine,
     HessianOperator,
@@ -42,6 +43,7 @@ from captum_higher_order.hessian.engine import (
     make_problem,
     warn_if_zero_curvature,
 )
+from captum_higher_order.hessian.krylov import ShiftedSolve, lambda_max_and_shifted_solve
 from captum_higher_order.hessian.lanczos import lanczos
 
 __all__ = ["SecondOrderSaliency", "SecondOrderInfo", "LAMBDA2_MODES"]
@@ -58,10 +60,14 @@ class SecondOrderInfo(NamedTuple):
         lambda_max (Tensor): ``(B,)`` largest Hessian eigenvalue per sample
             (zeros when ``second_order=False``).
         lambda2_eff (Tensor): ``(B,)`` the ridge actually used.
-        residual (Tensor): ``(B,)`` relative CG residual
+        residual (Tensor): ``(B,)`` relative residual
             ``||g - (lambda2_eff I - H) d|| / ||g||`` (zeros for CAFO).
-        iterations (Tensor): ``(B,)`` CG iterations per sample.
-        hvps (int): Batched Hessian-vector-product passes (Lanczos plus CG).
+        iterations (Tensor): ``(B,)`` solver iterations per sample (block
+            Krylov steps plus any conjugate-gradient steps after them).
+        hvps (int): Hessian-vector products per sample.
+        passes (int): Batched passes through the model that computed them
+            (a pass can carry several vectors).
+        seconds (float): Wall time of the call.
     """
 
     lambda_max: Tensor
@@ -69,6 +75,8 @@ class SecondOrderInfo(NamedTuple):
     residual: Tensor
     iterations: Tensor
     hvps: int
+    passes: int = 0
+    seconds: float = 0.0
 
 
 # --------------------------------------------------------------------------- shared with
@@ -178,7 +186,67 @@ def convex_ridge(
     if lambda2_mode == "shift":
         return lambda_max, lambda_max + lambda2
     lam = torch.full_like(lambda_max, float(lambda2))
-    bad = lam <= lambda_max
+    _refuse_non_convex(lambda_max, lambda2)
+    return lambda_max, lam
+
+
+def caso_solve(
+    problem: Problem,
+    operator: HessianOperator,
+    g: Tensor,
+    lambda2: float,
+    lambda2_mode: str,
+    tol: float,
+    cg_max_iter: int,
+    eig_tol: float,
+    eig_max_iter: Optional[int],
+) -> ShiftedSolve:
+    """``lambda_max`` and ``(lambda2_eff I - H) d = g`` from one block Krylov
+    space (two vectors per pass: see :mod:`captum_higher_order.hessian.krylov`).
+
+    ``lambda2_eff = lambda_max + lambda2`` in ``"shift"`` mode; ``lambda2`` in
+    ``"absolute"`` mode, refused when not above ``lambda_max`` (non-convex)."""
+    fmt = problem.fmt
+    n = fmt.num_features
+    ridge = torch.full((fmt.batch_size,), float(lambda2), dtype=g.dtype, device=g.device)
+
+    def shift_of(lambda_max: Tensor) -> Tensor:
+        if lambda2_mode == "shift":
+            return lambda_max + lambda2
+        _refuse_non_convex(lambda_max, lambda2)
+        return ridge
+
+    steps = max(eig_max_iter if eig_max_iter is not None else 60, 1)
+    # Q and HQ hold two floats per basis vector and feature, per sample.
+    per_vector = 2 * fmt.batch_size * n * g.element_size()
+    max_basis = max(2, min(n, 2 * steps, resolve_budget(None, g.device) // 4 // per_vector))
+    result = lambda_max_and_shifted_solve(
+        operator, g, shift_of, eig_tol, tol, steps, ridge, seed=0, max_basis=max_basis,
+        cg_max_iter=cg_max_iter,
+    )
+    scale = result.lambda_max.abs() + lambda2
+    if bool((result.eig_residual > 10 * eig_tol * scale).any()):
+        warnings.warn(
+            f"lambda_max did not reach eig_tol={eig_tol} (relative to lambda_max + lambda2) "
+            f"in {result.steps} block Krylov steps (largest residual "
+            f"{float(result.eig_residual.max()):.2e}); raise eig_max_iter. In float32 the "
+            "HVPs of very confident samples are dominated by rounding: use float64 inputs "
+            "and model, or a larger lambda2.",
+            stacklevel=3,
+        )
+    warn_if_zero_curvature(result.lambda_max.unsqueeze(1), problem.objective)
+    if not bool((result.residual <= 10 * tol).all()):
+        warnings.warn(
+            f"The solve stopped after {result.steps} block Krylov steps and {result.cg_steps} "
+            f"conjugate-gradient steps (cg_max_iter={cg_max_iter}) with relative residual "
+            f"{float(result.residual.max()):.2e} > tol={tol}; raise cg_max_iter or lambda2.",
+            stacklevel=3,
+        )
+    return result
+
+
+def _refuse_non_convex(lambda_max: Tensor, lambda2: float) -> None:
+    bad = lambda_max >= lambda2
     if bool(bad.any()):
         worst = float(lambda_max.max())
         raise ValueError(
@@ -187,7 +255,6 @@ def convex_ridge(
             f"Hessian eigenvalue is {worst:.6g}. Choose lambda2 > {worst:.6g}, or use "
             "lambda2_mode='shift' (lambda2 is then added to lambda_max per sample)."
         )
-    return lambda_max, lam
 
 
 # --------------------------------------------------------------------------- the method
@@ -310,6 +377,7 @@ class SecondOrderSaliency(GradientAttribution):
             (torch.Size([4, 10]), torch.Size([4]))
             >>> cafo = caso.attribute(x, second_order=False)   # g / lambda2
         """
+        started = time.perf_counter()
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
         problem, g = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
@@ -327,17 +395,12 @@ class SecondOrderSaliency(GradientAttribution):
             return self._finish(fmt, g / lambda2, zeros, return_convergence_delta)
 
         operator = hessian_operator(problem, self.mode)
-        lambda_max, lambda2_eff = convex_ridge(
-            problem, operator, lambda2, lambda2_mode, eig_tol, eig_max_iter
-        )
-
-        def apply_a(v: Tensor) -> Tensor:
-            return lambda2_eff.unsqueeze(1) * v - operator.matvec(v)
-
-        result = conjugate_gradients(apply_a, g, cg_tol, cg_max_iter)
-        warn_unless_converged(result, cg_tol, cg_max_iter)
+        result = caso_solve(problem, operator, g, lambda2, lambda2_mode, cg_tol, cg_max_iter,
+                            eig_tol, eig_max_iter)
+        iterations = torch.full((batch,), result.steps + result.cg_steps, dtype=torch.long)
         self.last_info = SecondOrderInfo(
-            lambda_max, lambda2_eff, result.residual, result.iterations, operator.passes
+            result.lambda_max, result.shift, result.residual, iterations, operator.hvps,
+            operator.passes, time.perf_counter() - started,
         )
         return self._finish(fmt, result.solution, result.residual, return_convergence_delta)
 

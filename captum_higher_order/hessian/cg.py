@@ -53,23 +53,32 @@ class CGResult(NamedTuple):
 
 
 def conjugate_gradients(
-    apply_a: Callable[[Tensor], Tensor], b: Tensor, tol: float, max_iter: int
+    apply_a: Callable[[Tensor], Tensor],
+    b: Tensor,
+    tol: float,
+    max_iter: int,
+    x0: Optional[Tensor] = None,
 ) -> CGResult:
     """Solve ``A d = b`` per sample for a symmetric positive definite ``A``.
 
     Every step is one application of ``A`` to all samples still running;
     converged samples are frozen. A direction of non-positive curvature raises
     a ValueError naming the samples. The residual returned is the true one,
-    ``||b - A d|| / ||b||`` (one more application)."""
+    ``||b - A d|| / ||b||`` (one more application). ``x0`` warm-starts it."""
     batch = b.shape[0]
     b_norm = positive_floor(b.norm(dim=1))
-    d = torch.zeros_like(b)
-    r = b.clone()
+    applications = 0
+    if x0 is None:
+        d = torch.zeros_like(b)
+        r = b.clone()
+    else:
+        d = x0.clone()
+        r = b - apply_a(d)
+        applications += 1
     p = r.clone()
     rr = (r * r).sum(dim=1)
     iterations = torch.zeros(batch, dtype=torch.long)
     active = rr.sqrt() > tol * b_norm
-    applications = 0
     for _ in range(max_iter):
         if not bool(active.any()):
             break
