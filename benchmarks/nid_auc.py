@@ -156,9 +156,12 @@ def _off_diagonal_abs_mean(local: Tensor) -> Tensor:
 
 def explain(model: nn.Module, recipe: Recipe, data: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Global ``(F, F)`` interaction matrices of every variant for one network."""
-    smooth = softplus_surrogate(model) if recipe.activation == "relu" else model
     x_cd, x_eh = data["x_te"][:N_CD], data["x_te"][:N_EH]
-    local = CrossDerivatives(smooth).attribute(x_cd, absolute=False)
+    if recipe.activation == "relu":
+        with softplus_surrogate(model) as smooth:
+            local = CrossDerivatives(smooth).attribute(x_cd, absolute=False)
+    else:
+        local = CrossDerivatives(model).attribute(x_cd, absolute=False)
     out = {
         "cd_mean_abs": local.abs().mean(0),
         "cd_rms": local.square().mean(0).sqrt(),
