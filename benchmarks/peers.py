@@ -436,6 +436,8 @@ def plot(means: List[Point], path: str) -> None:
     import matplotlib.pyplot as plt
 
     families = list(dict.fromkeys(p.family for p in means))
+    methods = list(dict.fromkeys(p.method for p in means))
+    colour = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4.2), squeeze=False)
     for ax, family in zip(axes[0], families):
         ps = [p for p in means if p.family == family]
@@ -445,11 +447,14 @@ def plot(means: List[Point], path: str) -> None:
                           key=lambda p: p.seconds_per_sample)
             ys = [p.auc if use_auc else p.agreement for p in line]
             ax.plot([p.seconds_per_sample for p in line], ys, "o-" if is_ours(method) else "s--",
-                    label=method)
+                    color=colour[method], label=method)
         ax.set_xscale("log")
         ax.set_xlabel("wall time per explained sample (s, log scale)")
         ax.set_ylabel("pairwise interaction AUC" if use_auc else
                       "Spearman with shapiq k-SII (largest budget)")
+        if use_auc:
+            ax.set_ylim(min(0.5, min(y for y in (p.auc for p in ps) if y is not None)) - 0.02,
+                        1.02)
         ax.set_title(family)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
