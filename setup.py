@@ -20,8 +20,9 @@ def read_readme() -> str:
 
 
 VISION = ["torchvision"]
-# to_shapiq and the Quantus adapter (captum_higher_order.interop).
-INTEROP = ["shapiq", "quantus"]
+# to_shapiq and the Quantus adapter (captum_higher_order.interop). shapiq needs
+# Python >= 3.10; on 3.9 its tests skip.
+INTEROP = ["shapiq; python_version >= '3.10'", "quantus"]
 # benchmarks/peers.py: the peers themselves (path-explain declares no dependencies;
 # its package __init__ imports TensorFlow, the benchmark loads its torch module only).
 BENCH = INTEROP + ["path-explain", "scikit-learn"]
