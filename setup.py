@@ -20,7 +20,13 @@ def read_readme() -> str:
 
 
 VISION = ["torchvision"]
-DEV = VISION + [
+# to_shapiq and the Quantus adapter (captum_higher_order.interop). shapiq needs
+# Python >= 3.10; on 3.9 its tests skip.
+INTEROP = ["shapiq; python_version >= '3.10'", "quantus"]
+# benchmarks/peers.py: the peers themselves (path-explain declares no dependencies;
+# its package __init__ imports TensorFlow, the benchmark loads its torch module only).
+BENCH = INTEROP + ["path-explain", "scikit-learn"]
+DEV = VISION + INTEROP + ["path-explain"] + [
     "pytest",
     "pytest-timeout",
     "pytest-xdist",
@@ -48,7 +54,7 @@ setup(
     package_data={"captum_higher_order": ["py.typed", "zoo/*.pt", "zoo/*.json"]},
     include_package_data=True,
     install_requires=["torch>=2.3", "captum>=0.8", "numpy", "matplotlib"],
-    extras_require={"vision": VISION, "dev": DEV},
+    extras_require={"vision": VISION, "interop": INTEROP, "bench": BENCH, "dev": DEV},
     entry_points={"console_scripts": ["captum-ho=captum_higher_order.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: BSD License",
