@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from captum_higher_order.attr.cross_derivatives import CrossDerivatives
-from captum_higher_order.datasets import NID_FUNCTIONS, nid_function, planted_products
 from captum_higher_order.metrics.interactions import interaction_auc
+from captum_higher_order.zoo.synthetic import NID_FUNCTIONS, nid_function, planted_products
 
 DT = torch.float64
 

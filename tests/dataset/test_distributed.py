@@ -1,0 +1,153 @@
+"""Two gloo processes (spawned by the test) give the single-process result."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from captum_higher_order.dataset import (
+    Batch,
+    explain_dataset,
+)
+from tests.dataset.helpers import (
+    SIZES,
+    HessianInteractions,
+    Poly,
+    PolyHessians,
+    int_batches,
+    interrupted,
+    samples_seen,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor . did not already require")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository (tests/dataset/..)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of the two-process gloo run (executed as a script by the test)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=datetime.timedelta(seconds=40))
+    model = Poly().eval()
+    method = PolyHessians(model)
+    batches = int_batches()
+    report = {}
+    try:
+        plain = explain_dataset(method, batches, reduce="mean", progress=False)
+        ckpt = os.path.join(out, "dist.ckpt")
+        try:
+            explain_dataset(method, interrupted(batches, 5), reduce="mean", checkpoint=ckpt,
+                            checkpoint_every=2, progress=False)
+        except RuntimeError as err:
+            report["interrupt"] = str(err)
+        box = {}
+        report["resumed_samples"] = samples_seen(lambda: box.update(r=explain_dataset(
+            method, batches, reduce="mean", checkpoint=ckpt, checkpoint_every=2,
+            progress=False)), PolyHessians)
+        resumed = box["r"]
+        # Pre-sharded data of unequal length: rank 0 gets 3 batches, rank 1 one.
+        mine = batches[:3] if rank == 0 else batches[3:4]
+        sharded = explain_dataset(method, mine, reduce="max_abs", shard="none",
+                                  checkpoint=os.path.join(out, "none.ckpt"),
+                                  checkpoint_every=1, progress=False)
+
+        def fail_on_rank1(b):
+            if rank == 1:
+                raise ValueError("bad batch on rank 1")
+            return Batch(b)
+
+        try:
+            explain_dataset(method, batches, unpack=fail_on_rank1, progress=False)
+        except Exception as err:  # rank 0: the remote failure; rank 1: its own
+            report["failure"] = f"{type(err).__name__}: {err}"
+        try:  # rank 1 sees the batches in another order (a shuffled loader)
+            explain_dataset(method, batches if rank == 0 else batches[::-1], progress=False)
+        except ValueError as err:
+            report["shuffled"] = str(err)
+        torch.save({k: v.as_dict() for k, v in
+                    {"plain": plain, "resumed": resumed, "sharded": sharded}.items()},
+                   os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+            json.dump(report, f)
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_equals_one_process(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "--worker", str(r), "2", str(port),
+                          str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+        for r in range(2)
+    ]
+    deadline = time.monotonic() + 90  # generous: CI machines are shared
+    logs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            logs.append(out.decode(errors="replace"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), "\n".join(logs)
+
+    model = Poly().eval()
+    batches = int_batches()
+    ref = explain_dataset(HessianInteractions(model), batches, reduce="mean", progress=False)
+    ref_max = explain_dataset(PolyHessians(model), batches[:4], reduce="max_abs",
+                              progress=False)
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for rank, (rep, res) in enumerate(zip(reports, results)):
+        for name in ("plain", "resumed"):
+            assert res[name]["count"] == ref.count == sum(SIZES)
+            # Integer sums: exact whatever the split between ranks.
+            assert torch.equal(res[name]["value"], ref.value)
+            torch.testing.assert_close(res[name]["std"], ref.std, rtol=1e-12, atol=1e-12)
+        assert res["sharded"]["count"] == sum(SIZES[:4])
+        assert torch.equal(res["sharded"]["value"], ref_max.value)
+        assert rep["interrupt"] == "simulated crash"
+        # Checkpoint at batch 4; round-robin: rank 0 redoes batches 4 and 6, rank 1 batch 5.
+        assert rep["resumed_samples"] == (SIZES[4] + SIZES[6] if rank == 0 else SIZES[5])
+        assert "bad batch on rank 1" in rep["failure"]
+        assert "ranks see different first batches" in rep["shuffled"]
+    assert reports[0]["failure"].startswith("_RemoteFailure: explain_dataset failed on rank 1")
+    # The finished two-process checkpoint resumes in one process (round-robin
+    # shards depend only on the batch index).
+    out = {}
+    seen = samples_seen(lambda: out.update(r=explain_dataset(
+        PolyHessians(model), batches, reduce="mean",
+        checkpoint=tmp_path / "dist.ckpt", progress=False)), PolyHessians)
+    assert seen == 0 and torch.equal(out["r"].value, ref.value)
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
+    # Import ourselves as tests.dataset.test_distributed so the classes (part of
+    # checkpoint fingerprints) have the same qualified names as in the pytest process.
+    from tests.dataset.test_distributed import _worker as worker
+
+    worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
