@@ -1,19 +1,21 @@
 """Combining the ranks' running statistics under ``torch.distributed``.
 
-Counts, sums and maxima add (or max) up with ``all_reduce``; the sums of squared
-deviations combine as ``M2 = sum_r [M2_r + n_r (mean_r - mean)^2]`` (within plus
-between ranks), the same pairwise rule that merges batches.
+Dense statistics: counts, sums and maxima add (or max) up with ``all_reduce``;
+the sums of squared deviations combine as ``M2 = sum_r [M2_r + n_r (mean_r -
+mean)^2]`` (within plus between ranks), the same pairwise rule that merges
+batches. Sparse rankings' tables (small, on the CPU) are gathered and merged in
+rank order.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from captum_higher_order.dataset.stats import RunningStats
+from captum_higher_order.dataset.stats import RunningStats, SetStats
 
 __all__ = ["Dist", "_RemoteFailure", "combine", "gather_objects"]
 
@@ -50,7 +52,31 @@ class _RemoteFailure(RuntimeError):
     """Another rank failed; raised on every healthy rank at the next sync."""
 
 
-def combine(ctx: Dist, local: RunningStats, spec: List[Tuple[int, ...]]) -> RunningStats:
+def combine(
+    ctx: Dist, local: Union[RunningStats, SetStats], spec: Union[List[Any], Dict[str, int]]
+) -> Union[RunningStats, SetStats]:
+    """Every rank's statistics combined; ``spec`` is what the ranks agreed on:
+    the result shapes (dense) or ``{"order": k}`` (sparse rankings)."""
+    if isinstance(spec, dict):
+        return _combine_sets(ctx, local, int(spec["order"]))
+    assert isinstance(local, RunningStats)
+    return _combine_dense(ctx, local, [tuple(s) for s in spec])
+
+
+def _combine_sets(ctx: Dist, local: Union[RunningStats, SetStats], order: int) -> SetStats:
+    """Gather the ranks' tables and merge them in rank order (a rank that saw no
+    samples sends only its count)."""
+    state: Optional[Dict[str, Any]] = local.state_dict() if isinstance(local, SetStats) else None
+    out = SetStats(local.reduce, order)
+    for rank_state in gather_objects(ctx, state):
+        if rank_state is not None:
+            out.merge(SetStats.from_state(local.reduce, rank_state))
+    return out
+
+
+def _combine_dense(
+    ctx: Dist, local: RunningStats, spec: List[Tuple[int, ...]]
+) -> RunningStats:
     """All-reduce the ranks' statistics: counts, sums and maxima add / max up;
     ``M2 = sum_r [M2_r + n_r (mean_r - mean)^2]`` (within plus between ranks)."""
     import torch.distributed as dist

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from captum_higher_order._inputs import TensorOrTuple
 from captum_higher_order._ranking import top_interaction_sets
-from captum_higher_order.dataset.stats import RunningStats
+from captum_higher_order.dataset.stats import RunningStats, SetStats
 
 __all__ = ["DatasetExplanation", "RankedFeature"]
 
@@ -29,6 +29,9 @@ class RankedFeature(NamedTuple):
     stderr: float
     #: Feature names for ``features`` when ``feature_names`` were given.
     names: Optional[Tuple[str, ...]] = None
+    #: For sparse rankings (``kind == "sets"``): the number of samples whose
+    #: ``top_k`` ranking held this set; None for dense results.
+    hits: Optional[int] = None
 
 
 def _auto_kind(values: Tuple[Tensor, ...], sample_shapes: Tuple[Tuple[int, ...], ...]) -> str:
@@ -70,6 +73,26 @@ def _summaries(stats: RunningStats) -> Tuple[List[Tensor], List[Tensor], List[Te
     return values, stderrs, stds
 
 
+def _set_summaries(stats: SetStats) -> Tuple[Tensor, Tensor, Tensor]:
+    """(value, stderr, std) per set, a sample whose ranking lacks the set counting
+    as ``q = 0``: the hit group (``hits``, mean, ``M2``) merged with a group of
+    ``count - hits`` zeros by Chan et al.'s pairwise rule."""
+    n = stats.count
+    if stats.reduce == "max_abs":
+        nan = torch.full_like(stats.maxes, math.nan)
+        return stats.maxes.clone(), nan, nan.clone()
+    hits = stats.hits.to(torch.float64)
+    mean = stats.sums / n
+    m2 = stats.m2s + hits * (stats.sums / hits - mean).square() + (n - hits) * mean.square()
+    std = (m2.clamp_min(0) / (n - 1)).sqrt() if n > 1 else torch.full_like(mean, math.nan)
+    se = std / math.sqrt(n)
+    if stats.reduce == "rms":
+        rms = mean.clamp_min(0).sqrt()
+        se = torch.where(rms > 0, se / (2 * rms), torch.zeros_like(se))
+        mean = rms
+    return mean, se, std
+
+
 @dataclass
 class DatasetExplanation:
     """The aggregated explanation of a dataset, returned by :func:`explain_dataset`.
@@ -90,7 +113,13 @@ class DatasetExplanation:
         batches (int): Number of batches consumed (positions in the iterable).
         reduce (str): The reduction.
         kind (str): ``"interaction"`` (symmetric ``(F, ..., F)`` results, ranked
-            over feature sets) or ``"map"`` (ranked over elements).
+            over feature sets), ``"map"`` (ranked over elements) or ``"sets"``
+            (sparse per-sample rankings, e.g. ``CrossDerivatives`` with
+            ``top_k``: ``value[r]`` belongs to the feature set ``sets[r]``).
+        sets (Tensor or None): For ``kind == "sets"``: ``(M, order)`` long, every
+            feature set that was in some sample's ranking, in lexicographic order.
+        hits (Tensor or None): For ``kind == "sets"``: ``(M,)`` long, the number
+            of samples whose ranking held each set.
     """
 
     value: TensorOrTuple
@@ -100,13 +129,19 @@ class DatasetExplanation:
     batches: int
     reduce: str
     kind: str
+    sets: Optional[Tensor] = None
+    hits: Optional[Tensor] = None
 
     @classmethod
     def from_stats(
-        cls, stats: RunningStats, batches: int, is_tuple: bool, kind: Optional[str],
-        sample_shapes: Tuple[Tuple[int, ...], ...],
+        cls, stats: Union[RunningStats, SetStats], batches: int, is_tuple: bool,
+        kind: Optional[str], sample_shapes: Tuple[Tuple[int, ...], ...],
     ) -> DatasetExplanation:
         """The explanation of finished running statistics."""
+        if isinstance(stats, SetStats):
+            value, se, std = _set_summaries(stats)
+            return cls(value, se, std, stats.count, batches, stats.reduce, "sets",
+                       stats.sets.clone(), stats.hits.clone())
         values, stderrs, stds = _summaries(stats)
         kind = kind or _auto_kind(tuple(values), sample_shapes)
 
@@ -130,6 +165,18 @@ class DatasetExplanation:
         diagonal, pure second derivatives, only with ``include_diagonal=True``,
         then ``i <= j``). For maps every element is a candidate.
 
+        For ``kind == "sets"`` (per-sample ``top_k`` rankings, e.g.
+        ``CrossDerivatives(model)`` with ``attribute_kwargs={"order": 3,
+        "top_k": 5}``) the candidates are the sets that were in some sample's
+        ranking. A sample whose ranking does not hold a set counts as zero for
+        it, so a set's value is ``sum over the samples that ranked it / count``
+        (``"mean"``, ``"mean_abs"``; ``"rms"`` likewise with squares) or the
+        largest score it had (``"max_abs"``). For absolute scores this is a
+        lower bound of the dense aggregate (which would also add the scores
+        below each sample's ``k``-th), exact for a set ranked in every sample
+        (``hits == count``); raise ``top_k`` to tighten it.
+        :attr:`RankedFeature.hits` says in how many samples each set was ranked.
+
         Args:
             k (int, optional): How many entries. Default: 10
             include_diagonal (bool, optional): Also rank repeated indices
@@ -142,6 +189,8 @@ class DatasetExplanation:
         """
         if k < 1:
             raise ValueError(f"k must be a positive integer, got {k}.")
+        if self.kind == "sets":
+            return self._rank_sets(k, feature_names)
         values = self.value if isinstance(self.value, tuple) else (self.value,)
         stderrs = self.stderr if isinstance(self.stderr, tuple) else (self.stderr,)
         entries: List[Tuple[float, Tuple[int, ...], float, float]] = []
@@ -157,6 +206,25 @@ class DatasetExplanation:
             if feature_names is not None:
                 names = tuple(str(feature_names[i]) for i in index)
             out.append(RankedFeature(index, entry_value, entry_se, names))
+        return out
+
+    def _rank_sets(
+        self, k: int, feature_names: Optional[Sequence[str]]
+    ) -> List[RankedFeature]:
+        assert isinstance(self.value, Tensor) and isinstance(self.stderr, Tensor)
+        assert self.sets is not None and self.hits is not None
+        # Strongest first; equal values: ranked in more samples first, then the
+        # sets' lexicographic order (stable sorts).
+        by_hits = torch.argsort(self.hits, descending=True, stable=True)
+        by_value = torch.argsort(self.value[by_hits].abs(), descending=True, stable=True)
+        out = []
+        for r in by_hits[by_value][:k].tolist():
+            features = tuple(int(i) for i in self.sets[r].tolist())
+            names = None
+            if feature_names is not None:
+                names = tuple(str(feature_names[i]) for i in features)
+            out.append(RankedFeature(features, float(self.value[r]), float(self.stderr[r]),
+                                     names, int(self.hits[r])))
         return out
 
     def _top_indices(
@@ -175,8 +243,11 @@ class DatasetExplanation:
 
     def as_dict(self) -> Dict[str, Any]:
         """Plain data (tensors, ints, strings) for ``torch.save``."""
-        return {
+        out: Dict[str, Any] = {
             "value": self.value, "stderr": self.stderr, "std": self.std,
             "count": self.count, "batches": self.batches, "reduce": self.reduce,
             "kind": self.kind,
         }
+        if self.kind == "sets":
+            out.update(sets=self.sets, hits=self.hits)
+        return out

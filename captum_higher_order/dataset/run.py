@@ -34,17 +34,21 @@ from captum_higher_order.dataset.batching import (
 from captum_higher_order.dataset.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
+    DataStream,
     fingerprint,
     load_checkpoint,
+    remove_stale_temporaries,
     write_checkpoint,
 )
 from captum_higher_order.dataset.distributed import Dist, _RemoteFailure, combine, gather_objects
 from captum_higher_order.dataset.result import DatasetExplanation
-from captum_higher_order.dataset.stats import REDUCTIONS, RunningStats
+from captum_higher_order.dataset.stats import REDUCTIONS, RunningStats, SetStats, as_ranking
 
 __all__ = ["explain_dataset"]
 
 _END = object()
+
+Stats = Union[RunningStats, SetStats]
 
 
 class _Run:
@@ -58,16 +62,16 @@ class _Run:
         self.method, self.reduce, self.target = method, reduce, target
         self.kwargs, self.checkpoint, self.every = attribute_kwargs, checkpoint, checkpoint_every
         self.device, self.unpack, self.ctx, self.shard, self.kind = device, unpack, ctx, shard, kind
-        self.stats = RunningStats(reduce)
+        self.stats: Stats = RunningStats(reduce)
         self.fingerprint: Dict[str, Any] = {}
+        self.stream: Optional[DataStream] = None  # with a checkpoint: the data's record
         self.sample_shapes: Optional[Tuple[Tuple[int, ...], ...]] = None
         self.result_shapes: Optional[List[Tuple[int, ...]]] = None
         self.is_tuple = False
         self.in_collective = False
 
     # ---- one batch
-    def process(self, raw: Any, index: int) -> None:
-        batch = read_batch(self.unpack, raw)
+    def process(self, batch: Batch, index: int) -> None:
         batch = Batch(
             to_device(batch.inputs, self.device), to_device(batch.labels, self.device),
             to_device(batch.additional_forward_args, self.device),
@@ -81,7 +85,11 @@ class _Run:
         if batch.additional_forward_args is not None:
             kwargs["additional_forward_args"] = batch.additional_forward_args
         result = self.method.attribute(batch.inputs, target=target, **kwargs)
-        self.stats.update(self._check_result(result, size, index))
+        ranking = as_ranking(result)
+        if ranking is not None:
+            self._set_stats(ranking, size, index).update(*ranking)
+        else:
+            self._dense_stats(index).update(self._check_result(result, size, index))
 
     def _check_input_shapes(self, batch: Batch, index: int) -> None:
         shapes = tuple(tuple(x.shape[1:]) for x in inputs_tuple(batch.inputs))
@@ -104,8 +112,9 @@ class _Run:
             raise TypeError(
                 f"{type(self.method).__name__}.attribute returned "
                 f"{type(result).__name__}; explain_dataset aggregates dense per-sample "
-                "results (a Tensor or a tuple of Tensors with the batch in dim 0). "
-                "Drop options that return ranked lists or convergence deltas."
+                "results (a Tensor or a tuple of Tensors with the batch in dim 0) and "
+                "rankings with `indices` and `scores`. Drop options that return "
+                "convergence deltas or other extras."
             )
         for r in results:
             if r.dim() == 0 or r.shape[0] != size:
@@ -125,20 +134,61 @@ class _Run:
             )
         return results
 
+    def _dense_stats(self, index: int) -> RunningStats:
+        if isinstance(self.stats, SetStats):
+            raise ValueError(
+                f"Batch {index}: {type(self.method).__name__}.attribute returned a dense "
+                "result after earlier batches gave rankings; every batch must give the same."
+            )
+        return self.stats
+
+    def _set_stats(self, ranking: Tuple[Tensor, Tensor], size: int, index: int) -> SetStats:
+        """The sparse statistics, checking one batch's ranking against them."""
+        indices, scores = ranking
+        name = type(self.method).__name__
+        if (indices.dim() != 3 or indices.is_floating_point() or scores.dim() != 2
+                or tuple(scores.shape) != tuple(indices.shape[:2]) or indices.shape[0] != size):
+            raise ValueError(
+                f"Batch {index}: {name}.attribute returned a ranking with indices "
+                f"{tuple(indices.shape)} and scores {tuple(scores.shape)} for {size} "
+                "samples; explain_dataset needs integer indices (B, k, order) and "
+                "scores (B, k)."
+            )
+        if self.kind is not None:
+            raise ValueError(
+                f"kind={self.kind!r} describes dense results, but {name}.attribute "
+                "returns rankings (indices and scores per sample); leave `kind` unset."
+            )
+        order = int(indices.shape[2])
+        if isinstance(self.stats, RunningStats):
+            if self.stats.count:
+                raise ValueError(
+                    f"Batch {index}: {name}.attribute returned a ranking after earlier "
+                    "batches gave dense results; every batch must give the same."
+                )
+            self.stats = SetStats(self.reduce, order)
+        if self.stats.order != order:
+            raise ValueError(
+                f"Batch {index}: {name}.attribute ranked sets of {order} features, "
+                f"earlier batches sets of {self.stats.order}; keep `order` fixed."
+            )
+        return self.stats
+
     # ---- sync rounds (checkpoints and the end)
-    def sync(self, index: int, final: bool, error: Optional[str] = None) -> RunningStats:
+    def sync(self, index: int, final: bool, error: Optional[str] = None) -> Stats:
         """Combine the ranks' statistics; the writer saves them. Every rank calls
-        this at the same checkpoint indices and at the end; a rank that is done
-        (or failed) keeps answering rounds until every rank is done."""
+        this at its checkpoint indices and at the end; a rank that is done (or
+        failed) keeps answering rounds until every rank is done."""
         ctx = self.ctx
         if not ctx.enabled:
-            combined = RunningStats(self.reduce)
-            combined.merge(self.stats)
-            self._write(combined, index)
+            combined = self.stats.copy()
+            self._write(combined, index, final, [self._record(final)])
             return combined
         while True:
+            # Pre-sharded ranks read different data: each one's record is kept.
+            record = self._record(final) if self.shard == "none" else None
             header = {"final": final, "index": index, "spec": self.stats.spec,
-                      "tuple": self.is_tuple, "error": error}
+                      "tuple": self.is_tuple, "error": error, "record": record}
             self.in_collective = True
             headers = gather_objects(ctx, header)
             failed = [(r, h["error"]) for r, h in enumerate(headers) if h["error"]]
@@ -148,85 +198,110 @@ class _Run:
                     return self.stats  # the caller re-raises its own error
                 rank, message = failed[0]
                 raise _RemoteFailure(f"explain_dataset failed on rank {rank}: {message}")
-            specs = {json.dumps(h["spec"]) for h in headers if h["spec"] is not None}
-            if len(specs) > 1:
-                raise ValueError(
-                    f"Ranks produced results of different shapes ({sorted(specs)}); "
-                    "every rank must see samples of the same shape."
-                )
-            self.is_tuple = any(h["tuple"] for h in headers)
-            round_index = max(h["index"] for h in headers)
-            combined = RunningStats(self.reduce)
-            if specs:
-                spec = [tuple(s) for s in json.loads(specs.pop())]
-                combined = combine(ctx, self.stats, spec)
+            combined = self._combine(headers)
             self.in_collective = False
             if ctx.rank == 0:
-                self._write(combined, round_index)
-            if all(h["final"] for h in headers):
-                return combined
-            if not final:
+                records = ([h["record"] for h in headers] if self.shard == "none"
+                           else [self._record(final)])
+                self._write(combined, max(h["index"] for h in headers),
+                            all(h["final"] for h in headers), records)
+            if all(h["final"] for h in headers) or not final:
                 return combined
             # This rank is done but others are at a checkpoint: answer the round.
 
-    def _write(self, combined: RunningStats, index: int) -> None:
+    def _combine(self, headers: List[Dict[str, Any]]) -> Stats:
+        specs = {json.dumps(h["spec"]) for h in headers if h["spec"] is not None}
+        if len(specs) > 1:
+            raise ValueError(
+                f"Ranks produced results of different shapes ({sorted(specs)}); "
+                "every rank must see samples of the same shape."
+            )
+        self.is_tuple = any(h["tuple"] for h in headers)
+        if not specs:
+            return RunningStats(self.reduce)
+        return combine(self.ctx, self.stats, json.loads(specs.pop()))
+
+    def _record(self, final: bool) -> Optional[Dict[str, Any]]:
+        return None if self.stream is None else self.stream.record(final)
+
+    def _write(self, combined: Stats, index: int, final: bool,
+               records: List[Optional[Dict[str, Any]]]) -> None:
         if self.checkpoint is None or self.ctx.rank != 0:
             return
         payload = {
             "format": FORMAT_VERSION,
             "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
             "batches": index,
+            "complete": final,
+            "streams": records,
             "is_tuple": self.is_tuple,
             "stats": combined.state_dict(),
         }
         write_checkpoint(self.checkpoint, payload)
 
     # ---- start: fingerprint and resume
-    def resume(self, first: Optional[Batch], world: int, peek_error: Optional[str]) -> int:
+    def resume(self, first: Optional[Batch], length: Optional[int],
+               peek_error: Optional[str]) -> int:
+        """Check the checkpoint (rank 0 reads it, every rank learns the outcome);
+        this rank's first batch index to process."""
         ctx = self.ctx
         self.fingerprint = fingerprint(
             self.method, self.reduce, self.target, self.kwargs, self.kind, self.shard,
-            world, first,
+            ctx.world, first,
         )
-        start, error, loaded = 0, None, None
+        error, loaded = None, None
         if ctx.rank == 0 and self.checkpoint is not None:
+            remove_stale_temporaries(self.checkpoint)
             try:
-                start, loaded = load_checkpoint(self.checkpoint, self.fingerprint, self.reduce)
+                loaded = load_checkpoint(self.checkpoint, self.fingerprint, self.reduce)
             except CheckpointError as err:
                 error = err
+        streams = None if loaded is None else loaded.streams
         if ctx.enabled:
-            # One collective: rank 0's resume point (or error) and every rank's
-            # first batch, which must agree under round-robin sharding.
-            mine = (start, None if error is None else str(error),
-                    self.fingerprint["first_batch"], peek_error)
-            everyone = gather_objects(ctx, mine)
-            start, message = everyone[0][0], everyone[0][1]
-            failed = [(r, e[3]) for r, e in enumerate(everyone) if e[3] is not None]
-            if failed:
-                if peek_error is not None:
-                    return start  # the caller raises its own error
-                raise _RemoteFailure(
-                    f"explain_dataset failed on rank {failed[0][0]}: {failed[0][1]}"
-                )
-            if message is not None and error is None:
-                raise CheckpointError(message)
-            firsts = {json.dumps(e[2]) for e in everyone}
-            if error is None and self.shard == "batch" and len(firsts) > 1:
-                raise ValueError(
-                    "The ranks see different first batches, but round-robin sharding "
-                    "(batch i goes to rank i % world_size) needs the same batches in "
-                    "the same order on every rank: turn off shuffling or seed it, or "
-                    "use a DistributedSampler (then every rank keeps its own batches)."
-                )
+            streams = self._agree(error, streams, peek_error)
         if error is not None:
             raise error
         if loaded is not None:
             # The resumed totals live on the writer's rank; the others start at zero.
-            loaded_stats, self.is_tuple = loaded
-            self.stats = loaded_stats.to(self.device)
+            self.stats, self.is_tuple = loaded.stats.to(self.device), loaded.is_tuple
         if first is not None:
             self.sample_shapes = tuple(tuple(x.shape[1:]) for x in inputs_tuple(first.inputs))
-        return start
+        if self.checkpoint is None:
+            return 0
+        mine: Dict[str, Any] = {"digests": (), "length": None}
+        if streams:
+            mine = streams[ctx.rank if self.shard == "none" else 0]
+        self.stream = DataStream(self.checkpoint, length, mine["digests"].tolist()
+                                 if isinstance(mine["digests"], Tensor) else mine["digests"],
+                                 mine["length"])
+        return self.stream.start
+
+    def _agree(self, error: Optional[CheckpointError], streams: Optional[List[Any]],
+               peek_error: Optional[str]) -> Optional[List[Any]]:
+        """One collective: rank 0's checkpoint (or its error) reaches every rank, and
+        every rank's first batch, which must agree under round-robin sharding."""
+        mine = (streams, None if error is None else str(error),
+                self.fingerprint["first_batch"], peek_error)
+        everyone = gather_objects(self.ctx, mine)
+        streams, message = everyone[0][0], everyone[0][1]
+        failed = [(r, e[3]) for r, e in enumerate(everyone) if e[3] is not None]
+        if failed:
+            if peek_error is not None:
+                return streams  # the caller raises its own error
+            raise _RemoteFailure(
+                f"explain_dataset failed on rank {failed[0][0]}: {failed[0][1]}"
+            )
+        if message is not None and error is None:
+            raise CheckpointError(message)
+        firsts = {json.dumps(e[2]) for e in everyone}
+        if error is None and self.shard == "batch" and len(firsts) > 1:
+            raise ValueError(
+                "The ranks see different first batches, but round-robin sharding "
+                "(batch i goes to rank i % world_size) needs the same batches in "
+                "the same order on every rank: turn off shuffling or seed it, or "
+                "use a DistributedSampler (then every rank keeps its own batches)."
+            )
+        return streams
 
     # ---- the whole run
     def execute(self, data: Iterable[Any], progress: bool) -> DatasetExplanation:
@@ -243,7 +318,7 @@ class _Run:
                 raise
             peek_error, first_raw = err, _END  # announced to the other ranks below
         start = self.resume(
-            first, ctx.world,
+            first, _length(data),
             None if peek_error is None else f"{type(peek_error).__name__}: {peek_error}",
         )
         if peek_error is not None:
@@ -251,8 +326,8 @@ class _Run:
         stream = iterator if first_raw is _END else chain([first_raw], iterator)
         with progress_bar(_length(data), "explain_dataset", "batch",
                           enabled=progress and ctx.rank == 0, leave=True) as bar:
-            index = self.loop(stream, start, bar)
-            combined = self.sync(max(index, start), final=True)
+            index = self.loop(stream, start, first, bar)
+            combined = self.sync(index, final=True)
         if combined.count == 0:
             raise ValueError(
                 "The dataset gave no samples to explain (empty iterable or only empty "
@@ -260,20 +335,31 @@ class _Run:
                 "not shrink."
             )
         return DatasetExplanation.from_stats(
-            combined, max(index, start), self.is_tuple, self.kind, self.sample_shapes or ((),)
+            combined, index, self.is_tuple, self.kind, self.sample_shapes or ((),)
         )
 
-    def loop(self, stream: Iterator[Any], start: int, bar: Any) -> int:
-        """Process this rank's batches from ``start`` on; the number of batches read."""
+    def loop(self, stream: Iterator[Any], start: int, first: Optional[Batch], bar: Any) -> int:
+        """Read every batch (recording it when checkpointing), process this rank's
+        from ``start`` on; the number of batches read."""
         ctx, index = self.ctx, 0
         try:
+            if self.stream is not None:
+                self.stream.check_length()
             for raw in stream:
-                if index >= start and (self.shard == "none" or index % ctx.world == ctx.rank):
-                    self.process(raw, index)
+                mine = index >= start and (self.shard == "none" or index % ctx.world == ctx.rank)
+                if mine or self.stream is not None:
+                    batch = first if index == 0 and first is not None else read_batch(
+                        self.unpack, raw)
+                    if self.stream is not None:
+                        self.stream.read(index, batch)
+                    if mine:
+                        self.process(batch, index)
                 index += 1
                 bar.update(1)
                 if self.checkpoint is not None and index > start and index % self.every == 0:
                     self.sync(index, final=False)
+            if self.stream is not None:
+                self.stream.finish()
         except _RemoteFailure:
             raise
         except Exception as err:

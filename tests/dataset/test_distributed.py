@@ -69,6 +69,18 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         sharded = explain_dataset(method, mine, reduce="max_abs", shard="none",
                                   checkpoint=os.path.join(out, "none.ckpt"),
                                   checkpoint_every=1, progress=False)
+        # Resuming pre-sharded data checks each rank's batches against its own record.
+        report["presharded_resumed_samples"] = samples_seen(lambda: explain_dataset(
+            method, mine, reduce="max_abs", shard="none",
+            checkpoint=os.path.join(out, "none.ckpt"), progress=False), PolyHessians)
+        changed = [b.clone() for b in mine]
+        if rank == 1:
+            changed[0][0, 0] += 1
+        try:
+            explain_dataset(method, changed, reduce="max_abs", shard="none",
+                            checkpoint=os.path.join(out, "none.ckpt"), progress=False)
+        except Exception as err:  # rank 1: its own refusal; rank 0: the remote failure
+            report["presharded_changed"] = f"{type(err).__name__}: {err}"
 
         def fail_on_rank1(b):
             if rank == 1:
@@ -136,6 +148,13 @@ def test_two_process_gloo_equals_one_process(tmp_path):
         assert "bad batch on rank 1" in rep["failure"]
         assert "ranks see different first batches" in rep["shuffled"]
     assert reports[0]["failure"].startswith("_RemoteFailure: explain_dataset failed on rank 1")
+    # Pre-sharded resume: nothing recomputed for the same data; rank 1's changed
+    # batch is refused there and reported on rank 0.
+    assert [rep["presharded_resumed_samples"] for rep in reports] == [0, 0]
+    assert reports[1]["presharded_changed"].startswith("CheckpointError")
+    assert "batch 0 differs" in reports[1]["presharded_changed"]
+    assert reports[0]["presharded_changed"].startswith(
+        "_RemoteFailure: explain_dataset failed on rank 1: CheckpointError")
     # The finished two-process checkpoint resumes in one process (round-robin
     # shards depend only on the batch index).
     out = {}
