@@ -17,33 +17,87 @@ import torch
 
 from captum_higher_order.dataset.stats import RunningStats, SetStats
 
-__all__ = ["Dist", "_RemoteFailure", "combine", "gather_objects"]
+__all__ = ["Dist", "_RemoteFailure", "combine", "gather_objects", "reduction_device"]
 
 
 @dataclass
 class Dist:
-    """Who this process is under torch.distributed (world of 1 when not)."""
+    """Who this process is under torch.distributed (a world of 1 when it is not
+    initialised), and the device on which the statistics are reduced."""
 
     rank: int = 0
     world: int = 1
     group: Any = None
     device: torch.device = torch.device("cpu")
+    initialized: bool = False
 
     @classmethod
-    def current(cls, group: Any) -> Dist:
+    def current(cls, group: Any, compute_device: Optional[torch.device] = None) -> Dist:
+        """This process's place in ``group`` (the default group when None).
+
+        Args:
+            compute_device: Where the run puts each batch (``explain_dataset``'s
+                ``device``), if given: a group that has both a CPU and an NCCL
+                backend reduces there."""
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
             return cls()
-        backend = str(dist.get_backend(group)).lower()
-        device = torch.device("cpu")
-        if "nccl" in backend:
-            device = torch.device("cuda", torch.cuda.current_device())
-        return cls(dist.get_rank(group), dist.get_world_size(group), group, device)
+        device = reduction_device(_backend_config(group), compute_device)
+        if device.type == "cuda":
+            device = _current_cuda_device(compute_device)
+        return cls(dist.get_rank(group), dist.get_world_size(group), group, device, True)
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        # Also for a world of one: then the collectives run as they would on many
+        # ranks (a one-GPU NCCL group checks the NCCL path).
+        return self.initialized
+
+
+def _backend_config(group: Any) -> str:
+    """The group's backends, e.g. ``"cuda:nccl"`` or ``"cpu:gloo,cuda:nccl"``."""
+    import torch.distributed as dist
+
+    get_config = getattr(dist, "get_backend_config", None)
+    if get_config is not None:
+        return str(get_config(group))
+    return str(dist.get_backend(group))  # pragma: no cover - torch without configs
+
+
+def reduction_device(backend_config: str, compute_device: Optional[torch.device]) -> torch.device:
+    """Where to all-reduce: ``cuda`` when NCCL handles CUDA tensors and either
+    the group has no CPU backend (NCCL alone reduces CUDA tensors only) or the
+    run computes on CUDA; ``cpu`` otherwise (gloo reduces CPU tensors; its CUDA
+    support is partial, so CUDA results are copied to the CPU for it)."""
+    config = backend_config.lower().replace(" ", "")
+    if ":" in config:  # "device:backend,device:backend"
+        by_device = dict(part.split(":", 1) for part in config.split(",") if ":" in part)
+    else:  # a bare backend name
+        by_device = {"cuda" if "nccl" in config else "cpu": config}
+    nccl = "nccl" in by_device.get("cuda", "")
+    on_cuda = compute_device is not None and torch.device(compute_device).type == "cuda"
+    if nccl and ("cpu" not in by_device or on_cuda):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _current_cuda_device(compute_device: Optional[torch.device]) -> torch.device:
+    """This rank's GPU for NCCL: the current CUDA device, which NCCL and
+    ``all_gather_object`` use; a ``device`` that names another GPU is refused
+    (the ranks would otherwise meet on mismatched devices and hang)."""
+    current = torch.device("cuda", torch.cuda.current_device())
+    if compute_device is not None:
+        asked = torch.device(compute_device)
+        if asked.type == "cuda" and asked.index is not None and asked.index != current.index:
+            raise ValueError(
+                f"explain_dataset(device={str(asked)!r}) under an NCCL process group, but "
+                f"the current CUDA device is {current}; call "
+                f"torch.cuda.set_device({asked.index}) before init_process_group (with "
+                "torchrun: torch.cuda.set_device(int(os.environ['LOCAL_RANK']))), or pass "
+                f"device='cuda' or {str(current)!r}."
+            )
+    return current
 
 
 # Named with an underscore since its name shows in the error messages users see

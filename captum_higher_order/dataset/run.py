@@ -490,12 +490,12 @@ def explain_dataset(
     kwargs = _checked_arguments(
         method, data, reduce, shard, kind, checkpoint_every, target, attribute_kwargs
     )
-    ctx = Dist.current(group)
+    compute_device = None if device is None else torch.device(device)
+    ctx = Dist.current(group, compute_device)
     run = _Run(
         method, reduce, target, kwargs,
         None if checkpoint is None else os.fspath(checkpoint), int(checkpoint_every),
-        None if device is None else torch.device(device), unpack or default_unpack,
-        ctx, shard_mode(shard, data), kind,
+        compute_device, unpack or default_unpack, ctx, shard_mode(shard, data), kind,
     )
     return run.execute(data, progress)
 

@@ -1,4 +1,6 @@
-"""Two gloo processes (spawned by the test) give the single-process result."""
+"""Distributed runs: two gloo processes (spawned by the test) give the
+single-process result; a one-process group takes the same collective path; the
+reduction device follows the backend (NCCL: the rank's GPU)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -16,6 +19,7 @@ from captum_higher_order.dataset import (
     Batch,
     explain_dataset,
 )
+from captum_higher_order.dataset.distributed import reduction_device
 from tests.dataset.helpers import (
     SIZES,
     HessianInteractions,
@@ -23,6 +27,7 @@ from tests.dataset.helpers import (
     PolyHessians,
     int_batches,
     interrupted,
+    poly_hessians,
     samples_seen,
 )
 
@@ -170,3 +175,109 @@ if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
     from tests.dataset.test_distributed import _worker as worker
 
     worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+
+
+# --------------------------------------------------------------------------- one process
+
+
+class Ranking(NamedTuple):
+    indices: torch.Tensor
+    scores: torch.Tensor
+
+
+class PolyTopPairs:
+    """Poly's two strongest Hessian pairs per sample, as a sparse ranking."""
+
+    def __init__(self, model: Poly) -> None:
+        self.forward_func = model
+
+    def attribute(self, inputs, target=None):
+        h = poly_hessians(self.forward_func, inputs)
+        pairs = torch.triu_indices(5, 5, offset=1).t()
+        values = h[:, pairs[:, 0], pairs[:, 1]]
+        top = values.abs().argsort(dim=1, descending=True, stable=True)[:, :2]
+        return Ranking(pairs[top], values.gather(1, top))
+
+
+def test_one_process_group_takes_the_collective_path(tmp_path, monkeypatch):
+    import torch.distributed as dist
+
+    model = Poly().eval()
+    batches = int_batches()
+    runs = {
+        "dense": (PolyHessians(model), "mean"),
+        "max": (PolyHessians(model), "max_abs"),
+        "sets": (PolyTopPairs(model), "mean_abs"),
+    }
+    alone = {k: explain_dataset(m, batches, reduce=r, progress=False)
+             for k, (m, r) in runs.items()}
+    calls = []
+    for name in ("all_reduce", "all_gather_object"):
+        real = getattr(dist, name)
+        monkeypatch.setattr(dist, name, lambda *a, _real=real, _name=name, **kw: (
+            calls.append(_name), _real(*a, **kw))[1])
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        for key, (method, reduce) in runs.items():
+            calls.clear()
+            r = explain_dataset(method, batches, reduce=reduce, progress=False,
+                                checkpoint=tmp_path / f"{key}.ckpt", checkpoint_every=3)
+            assert "all_gather_object" in calls
+            assert ("all_reduce" in calls) == (key != "sets")
+            assert r.count == alone[key].count == sum(SIZES)
+            torch.testing.assert_close(r.value, alone[key].value, rtol=1e-12, atol=0)
+            if key == "sets":
+                assert torch.equal(r.sets, alone[key].sets)
+                assert torch.equal(r.hits, alone[key].hits)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_reduction_device_follows_the_backend():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert reduction_device("gloo", None) == cpu
+    assert reduction_device("cpu:gloo,cuda:gloo", torch.device("cuda", 0)) == cpu
+    assert reduction_device("nccl", None) == cuda  # NCCL reduces CUDA tensors only
+    assert reduction_device("cuda:nccl", torch.device("cpu")) == cuda
+    # Both: where the run computes (CPU when it does not say).
+    assert reduction_device("cpu:gloo,cuda:nccl", None) == cpu
+    assert reduction_device("cpu:gloo,cuda:nccl", torch.device("cuda", 1)) == cuda
+    assert reduction_device("cpu:gloo,cuda:nccl", torch.device("cpu")) == cpu
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_nccl_one_process_on_one_gpu_matches_cpu(tmp_path):
+    import torch.distributed as dist
+
+    model = Poly().eval()
+    batches = int_batches()
+    runs = {
+        "dense": (PolyHessians, "mean"),
+        "max": (PolyHessians, "max_abs"),
+        "sets": (PolyTopPairs, "mean_abs"),
+        "autodiff": (HessianInteractions, "rms"),
+    }
+    alone = {k: explain_dataset(cls(model), batches, reduce=r, progress=False)
+             for k, (cls, r) in runs.items()}
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        gpu_model = Poly().eval().cuda()
+        for key, (cls, reduce) in runs.items():
+            path = tmp_path / f"{key}.ckpt"
+            with pytest.raises(RuntimeError, match="simulated crash"):
+                explain_dataset(cls(gpu_model), interrupted(batches, 5), reduce=reduce,
+                                device="cuda", checkpoint=path, checkpoint_every=2,
+                                progress=False)
+            r = explain_dataset(cls(gpu_model), batches, reduce=reduce, device="cuda",
+                                checkpoint=path, checkpoint_every=2, progress=False)
+            assert r.count == sum(SIZES) and r.value.device.type == "cpu"
+            torch.testing.assert_close(r.value, alone[key].value, rtol=1e-9, atol=1e-12)
+        with pytest.raises(ValueError, match="torch.cuda.set_device"):
+            explain_dataset(PolyHessians(gpu_model), batches, progress=False,
+                            device=f"cuda:{torch.cuda.device_count()}")
+    finally:
+        dist.destroy_process_group()
