@@ -16,19 +16,25 @@ statistics, so memory does not grow with the number of samples:
   error across samples is ``sqrt(M2 / (n - 1)) / sqrt(n)`` (delta method for
   ``"rms"``).
 
+Sparse per-sample rankings (``CrossDerivatives`` with ``top_k``) are aggregated
+per feature set: how many samples ranked it and its summed, squared or largest
+score (see :meth:`DatasetExplanation.rank`).
+
 Runs survive interruption: with ``checkpoint=PATH`` the partial statistics and
 the number of batches done are written atomically (temporary file, then
 ``os.replace``) every ``checkpoint_every`` batches, with a fingerprint of the
-method, the model's weights, the settings and the first batch; a rerun with the
-same path resumes and gives the same result as an uninterrupted run. A
-checkpoint that is corrupt or was written for another configuration is refused
-with :class:`CheckpointError` and never overwritten.
+method, the model's weights and the settings, and a digest of every batch read;
+a rerun with the same path re-reads and checks the batches done, then resumes
+and gives the same result as an uninterrupted run. A checkpoint that is corrupt
+or was written for another configuration or other data is refused with
+:class:`CheckpointError` and never overwritten.
 
 When ``torch.distributed`` is initialised (``torchrun --nproc_per_node=N``),
 every rank takes a shard of the batches, accumulates locally, and the ranks
 combine with ``all_reduce`` (sums, maxima and the between-rank variance term) at
 every checkpoint and at the end. Rank 0 writes the checkpoint; every rank gets
-the combined result. Works with ``gloo`` (CPU) and ``nccl`` (GPU).
+the combined result. Works with ``gloo`` (CPU) and ``nccl`` (GPU: reduced on
+the rank's current CUDA device).
 
 The package, one module per seam:
 

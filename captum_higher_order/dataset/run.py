@@ -412,6 +412,10 @@ def explain_dataset(
     returns per-sample results with the batch in dim 0: our interaction
     attributions (``(B, F, F)`` or ``(B, G, G)`` with a ``feature_mask``) or any
     Captum attribution (maps shaped like the inputs aggregate element-wise).
+    Sparse per-sample rankings (``CrossDerivatives`` with ``top_k``: indices
+    ``(B, k, order)`` and scores ``(B, k)``) aggregate per feature set, a sample
+    that did not rank a set counting as zero for it (``kind="sets"``; see
+    :meth:`DatasetExplanation.rank`).
 
     Distributed: when ``torch.distributed`` is initialised (e.g. under
     ``torchrun --nproc_per_node=N``), rank ``r`` of ``W`` processes the batches
@@ -427,7 +431,8 @@ def explain_dataset(
     single-process result up to the order of floating-point summation. For
     stochastic methods pass an integer seed in ``attribute_kwargs`` (e.g.
     ``{"generator": 0}`` for SmoothHess) so a batch's noise does not depend on
-    the rank that draws it.
+    the rank that draws it. Under NCCL the statistics are reduced on the current
+    CUDA device: call ``torch.cuda.set_device(local_rank)`` first.
 
     Args:
         method (Attribution): The attribution, e.g. ``CrossDerivatives(model)``
@@ -444,8 +449,10 @@ def explain_dataset(
             ``method.attribute`` (e.g. ``{"feature_mask": mask, "objective":
             "log_softmax"}``). Default: None
         checkpoint (str or PathLike, optional): File for partial results. If it
-            exists, the run resumes from it (its fingerprint must match);
-            otherwise it is created. Default: None
+            exists, the run resumes from it: its settings must match, and the
+            batches it covers are read again and must have the same digests
+            (and the data the same number of batches); otherwise it is
+            created. Default: None
         checkpoint_every (int, optional): Batches between checkpoints (positions
             in the iterable). Default: 50
         progress (bool, optional): Show a tqdm progress bar on rank 0 (when tqdm
@@ -456,20 +463,21 @@ def explain_dataset(
         unpack (callable, optional): Turns one raw batch into a :class:`Batch`.
             Default: :func:`default_unpack`
         kind (str, optional): ``"interaction"`` or ``"map"``: how
-            :meth:`DatasetExplanation.rank` reads the result. Default: None
+            :meth:`DatasetExplanation.rank` reads a dense result. Default: None
             (interaction when one result per sample is ``(F, ..., F)`` and not
-            shaped like the input)
+            shaped like the input; ``"sets"`` for rankings)
         group (ProcessGroup, optional): The torch.distributed group to use.
             Default: None (the default group)
 
     Returns:
         DatasetExplanation: ``value``, ``stderr``, ``std``, ``count`` and
-        ``rank(k)``.
+        ``rank(k)`` (and ``sets``, ``hits`` for rankings).
 
     Raises:
         ValueError: empty dataset, inconsistent shapes, ``target="label"`` without
             labels, bad arguments.
-        CheckpointError: the checkpoint is corrupt or belongs to another run.
+        CheckpointError: the checkpoint is corrupt, belongs to another run, or
+            was written for other data (a batch differs, or the length).
 
     Examples::
 
