@@ -30,7 +30,7 @@ $(OLDEST_DIR)/.installed: $(STAMP)
 # Captum's private helpers move between releases: _captum.py must work on both ends.
 test-oldest-captum: $(OLDEST_DIR)/.installed
 	PYTHONPATH=$(OLDEST_DIR) CAPTUM_HO_EXPECT_CAPTUM=$(OLDEST_CAPTUM) \
-		$(BIN)/python -m pytest tests/test_captum_compat.py tests/test_hessian.py tests/contract
+		$(BIN)/python -m pytest tests/test_captum_compat.py tests/hessian tests/contract
 
 demo: $(STAMP)
 	$(BIN)/captum-ho demo

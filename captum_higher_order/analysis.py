@@ -37,16 +37,11 @@ from captum_higher_order._inputs import (
     format_target,
     run_forward,
 )
-from captum_higher_order.attr.second_order_saliency import (
-    CountingOperator,
-    make_problem,
-)
-from captum_higher_order.hessian import (
-    DEFAULT_MAX_DENSE_FEATURES,
-    _lanczos,
-    _warn_if_zero,
-    hessian,
-)
+from captum_higher_order._numeric import positive_floor
+from captum_higher_order.attr.second_order_saliency import caso_problem, hessian_operator
+from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, hessian
+from captum_higher_order.hessian.engine import warn_if_zero_curvature
+from captum_higher_order.hessian.lanczos import lanczos
 
 __all__ = [
     "SpectrumReport",
@@ -141,7 +136,7 @@ def hessian_spectrum(
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"`k` must be a positive int, got {k!r}.")
-    problem, g = make_problem(
+    problem, g = caso_problem(
         forward_func, inputs, target, additional_forward_args, objective, mode
     )
     fmt = problem.fmt
@@ -163,21 +158,19 @@ def hessian_spectrum(
         tol = 1e-6 if fmt.dtype == torch.float64 else 1e-4
     steps = max_iter if max_iter is not None else min(n, max(60, 6 * k))
     steps = max(k, min(steps, n))
-    operator = CountingOperator(problem, mode)
-    values, vectors, residuals = _lanczos(
-        operator, fmt.batch_size, n, k, "LA", tol, steps, fmt, seed
-    )
-    top = values.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+    operator = hessian_operator(problem, mode)
+    values, vectors, residuals, _ = lanczos(operator, k, "LA", tol, steps, seed)
+    top = positive_floor(values.abs().amax(dim=1, keepdim=True))
     if bool((residuals > 10 * tol * top).any()):
         warnings.warn(
             f"Lanczos did not reach tol={tol} in {steps} steps (largest residual "
             f"{float(residuals.max()):.2e}); raise max_iter.",
             stacklevel=2,
         )
-    _warn_if_zero(values, objective)
+    warn_if_zero_curvature(values, objective)
     v1 = vectors[:, 0]
     g_norm = g.norm(dim=1)
-    cos = (v1 * g).sum(dim=1).abs() / (v1.norm(dim=1) * g_norm).clamp_min(1e-300)
+    cos = (v1 * g).sum(dim=1).abs() / positive_floor(v1.norm(dim=1) * g_norm)
     alignment = torch.where(g_norm > 0, cos, torch.zeros_like(cos))
     return SpectrumReport(
         resolved.cpu(), probability.detach(), values, alignment.detach(),
@@ -327,7 +320,7 @@ def closed_form_check(
         mode=mode, max_features=max_features,
     )
     err = (exact - closed).flatten(1).norm(dim=1)
-    scale = exact.flatten(1).norm(dim=1).clamp_min(1e-300)
+    scale = positive_floor(exact.flatten(1).norm(dim=1))
     return ClosedFormCheck(closed, exact, err / scale)
 
 
@@ -385,5 +378,5 @@ def caso_display_map(
     flat = summed.flatten(1).to(torch.float64)
     clip = torch.quantile(flat, percentile / 100.0, dim=1)
     clip = torch.where(clip > 0, clip, flat.amax(dim=1))
-    scaled = torch.minimum(flat, clip.unsqueeze(1)) / clip.clamp_min(1e-300).unsqueeze(1)
+    scaled = torch.minimum(flat, clip.unsqueeze(1)) / positive_floor(clip).unsqueeze(1)
     return scaled.to(summed.dtype).view_as(summed).unsqueeze(-1)

@@ -16,7 +16,7 @@ from captum_higher_order.analysis import (
     softmax_gauss_newton,
 )
 from tests.models import mlp, small_cnn
-from tests.test_second_order_saliency import dense_problem
+from tests.attr.test_second_order_saliency import dense_problem
 
 
 def relu_mlp(d_in=5, hidden=16, classes=4, bias=True, seed=0):

@@ -53,13 +53,9 @@ from captum_higher_order._inputs import (
     ZeroHessianWarning,
     format_feature_mask,
 )
-from captum_higher_order.hessian import (
-    DEFAULT_MAX_DENSE_FEATURES,
-    _make_problem,
-    _mixed_rows,
-    _Problem,
-    hessian,
-)
+from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, hessian
+from captum_higher_order.hessian.engine import Problem, make_problem
+from captum_higher_order.hessian.mixed import mixed_rows
 from captum_higher_order.metrics.interactions import rank_interactions
 
 __all__ = [
@@ -158,7 +154,7 @@ def _directions(
 
 
 def _rows_for_sets(
-    problem: _Problem,
+    problem: Problem,
     groups: Optional[FeatureGroups],
     sets: Tensor,
     mode: str,
@@ -173,7 +169,7 @@ def _rows_for_sets(
     def make(start: int, stop: int) -> Tensor:
         return _directions(sets[start:stop], index, fmt.batch_size, fmt.dtype)
 
-    rows = _mixed_rows(problem, make, sets.shape[0], sets.shape[2], mode, chunk_size)
+    rows = mixed_rows(problem, make, sets.shape[0], sets.shape[2], mode, chunk_size)
     return rows if groups is None else groups.project(rows)
 
 
@@ -421,7 +417,7 @@ class CrossDerivatives(GradientAttribution):
                 self.forward_func, inputs, target, additional_forward_args, objective,
                 feature_mask, mode, chunk_size, max_features,
             )
-        problem = _make_problem(
+        problem = make_problem(
             self.forward_func, inputs, target, additional_forward_args, objective, mode
         )
         groups = format_feature_mask(feature_mask, problem.fmt)
@@ -453,7 +449,7 @@ class CrossDerivatives(GradientAttribution):
         chunk_size: Optional[int],
         max_features: int,
     ) -> InteractionRanking:
-        problem = _make_problem(
+        problem = make_problem(
             self.forward_func, inputs, target, additional_forward_args, objective, mode
         )
         groups = format_feature_mask(feature_mask, problem.fmt)
@@ -499,7 +495,7 @@ class CrossDerivatives(GradientAttribution):
 
     @staticmethod
     def _exhaustive(
-        problem: _Problem,
+        problem: Problem,
         groups: Optional[FeatureGroups],
         size: int,
         order: int,
@@ -533,7 +529,7 @@ class CrossDerivatives(GradientAttribution):
 
     @staticmethod
     def _greedy(
-        problem: _Problem,
+        problem: Problem,
         groups: Optional[FeatureGroups],
         pair_h: Tensor,
         size: int,

@@ -35,12 +35,13 @@ from captum_higher_order._inputs import (
     TensorOrTuple,
     format_feature_mask,
 )
+from captum_higher_order._numeric import positive_floor
 from captum_higher_order.attr.second_order_saliency import (
-    CountingOperator,
+    caso_problem,
     check_caso_args,
     convex_ridge,
     default_tols,
-    make_problem,
+    hessian_operator,
 )
 from captum_higher_order.hessian import check_mode
 
@@ -99,7 +100,7 @@ class Prox:
         if self.groups is None:  # soft thresholding
             return v.sign() * (v.abs() - thr).clamp_min(0.0)
         norms = self.groups.project(v * v).sqrt()  # (B, G)
-        keep = (1.0 - thr * self.weights / norms.clamp_min(1e-300)).clamp_min(0.0)
+        keep = (1.0 - thr * self.weights / positive_floor(norms)).clamp_min(0.0)
         keep = torch.where(norms > 0, keep, torch.zeros_like(keep))
         return v * keep.gather(1, self.index)
 
@@ -115,7 +116,7 @@ class Prox:
         if self.groups is None:
             return g.abs()
         norms = self.groups.project(g * g).sqrt()
-        return torch.where(self.weights > 0, norms / self.weights.clamp_min(1e-300),
+        return torch.where(self.weights > 0, norms / positive_floor(self.weights),
                            torch.zeros_like(norms))
 
 
@@ -167,7 +168,7 @@ def fista(
         ``residual = ||G_L(x)|| / ||g||`` and ``products`` counts calls of
         ``apply_a``.
     """
-    g_norm = g.norm(dim=1).clamp_min(1e-300)
+    g_norm = positive_floor(g.norm(dim=1))
     lam_l = lipschitz.clone()
     products = 0
     x = torch.zeros_like(g) if x0 is None else x0.clone()
@@ -274,7 +275,7 @@ def _search_lambda1(
     top = scores.amax(dim=1)
     start = torch.where(start > 0, start, 0.5 * top)
     trivial = top <= 0  # g = 0 (or zero in every group): d = 0 for every lambda1
-    log_lam = torch.log(start.clamp_min(1e-300))
+    log_lam = torch.log(positive_floor(start))
     low = torch.full_like(log_lam, -math.inf)  # largest log lambda1 known too dense
     high = torch.full_like(log_lam, math.inf)  # smallest known too sparse
     step = math.log(4.0)
@@ -460,7 +461,7 @@ class GroupSparseSaliency(GradientAttribution):
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
         lo, hi = _check_sparsity_range(sparsity_range)
         _check_solver_args(max_iter, search_steps)
-        problem, g = make_problem(
+        problem, g = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
             self.mode,
         )
@@ -472,13 +473,13 @@ class GroupSparseSaliency(GradientAttribution):
         prox = Prox(groups, batch, g)
 
         if second_order:
-            operator = CountingOperator(problem, self.mode)
+            operator = hessian_operator(problem, self.mode)
             lambda_max, lambda2_eff = convex_ridge(
                 problem, operator, lambda2, lambda2_mode, eig_tol, eig_max_iter
             )
 
             def apply_a(v: Tensor) -> Tensor:
-                return lambda2_eff.unsqueeze(1) * v - operator(v)
+                return lambda2_eff.unsqueeze(1) * v - operator.matvec(v)
 
             def solve_at(lam: Tensor, x0: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
                 # For PSD H (piecewise-linear nets) lambda2_eff is exactly the
@@ -514,7 +515,7 @@ class GroupSparseSaliency(GradientAttribution):
             )
         self.last_info = GroupSparseInfo(
             lam1, sparsity, lambda_max, lambda2_eff, res, its.cpu(),
-            0 if operator is None else operator.calls, in_range,
+            0 if operator is None else operator.passes, in_range,
         )
         attributions = fmt.format_like_inputs(fmt.unflatten(d))
         return (attributions, res) if return_convergence_delta else attributions

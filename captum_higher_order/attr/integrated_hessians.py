@@ -87,14 +87,8 @@ from captum_higher_order._inputs import (
     run_forward,
     select_objective,
 )
-from captum_higher_order.hessian import (
-    DEFAULT_MAX_DENSE_FEATURES,
-    _Engine,
-    _Problem,
-    _warn_if_zero,
-    check_mode,
-    value_and_grad,
-)
+from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, check_mode, value_and_grad
+from captum_higher_order.hessian.engine import Engine, Problem, warn_if_zero_curvature
 
 __all__ = ["IntegratedHessians", "ExpectedHessians", "path_quadrature"]
 
@@ -285,9 +279,9 @@ def _integrated_hessians(
         scale = delta_flat[sample] if multiply_by_inputs else torch.ones_like(
             delta_flat[sample]
         )
-        problem = _Problem(forward_func, rows_fmt, rows_target, objective)
+        problem = Problem(forward_func, rows_fmt, rows_target, objective)
         hessian_part += _weighted_hessian_rows(
-            _Engine(problem, mode), rows_groups, scale, (weights * t)[node], sample,
+            Engine(problem, mode), rows_groups, scale, (weights * t)[node], sample,
             batch, direction_chunk,
         )
         if multiply_by_inputs:
@@ -306,7 +300,7 @@ def _integrated_hessians(
 
 
 def _weighted_hessian_rows(
-    engine: _Engine,
+    engine: Engine,
     groups: Optional[FeatureGroups],
     scale: Tensor,
     row_weight: Tensor,
@@ -562,7 +556,7 @@ class IntegratedHessians(GradientAttribution):
         )
         moved = any(bool((x != b).any()) for x, b in zip(fmt.inputs, baselines))
         if moved or not self._multiply_by_inputs:
-            _warn_if_zero(hessian_part, objective)
+            warn_if_zero_curvature(hessian_part, objective)
         return hessian_part + torch.diag_embed(first_order)
 
 

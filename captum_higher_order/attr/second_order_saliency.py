@@ -33,17 +33,16 @@ from captum_higher_order._inputs import (
     check_objective,
     resolve_target,
 )
-from captum_higher_order.hessian import (
-    _Engine,
-    _flat_operator,
-    _lanczos,
-    _make_problem,
-    _Problem,
-    _warn_if_zero,
-    check_mode,
-    solve,
-    value_and_grad,
+from captum_higher_order.hessian import check_mode, value_and_grad
+from captum_higher_order.hessian.cg import conjugate_gradients, warn_unless_converged
+from captum_higher_order.hessian.engine import (
+    Engine,
+    HessianOperator,
+    Problem,
+    make_problem,
+    warn_if_zero_curvature,
 )
+from captum_higher_order.hessian.lanczos import lanczos
 
 __all__ = ["SecondOrderSaliency", "SecondOrderInfo", "LAMBDA2_MODES"]
 
@@ -102,26 +101,26 @@ _DEFAULT_TOLS = {torch.float64: (1e-8, 1e-6), torch.float32: (1e-4, 1e-3)}
 def default_tols(dtype: torch.dtype, tol: Optional[float],
                  eig_tol: Optional[float]) -> Tuple[float, float]:
     """Fill in ``None`` tolerances for ``dtype`` (half precision: 1e-2)."""
-    solver, lanczos = _DEFAULT_TOLS.get(dtype, (1e-2, 1e-2))
-    tol = solver if tol is None else tol
-    eig_tol = lanczos if eig_tol is None else eig_tol
+    solver_tol, lanczos_tol = _DEFAULT_TOLS.get(dtype, (1e-2, 1e-2))
+    tol = solver_tol if tol is None else tol
+    eig_tol = lanczos_tol if eig_tol is None else eig_tol
     for name, value in (("tol", tol), ("eig_tol", eig_tol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"`{name}` must be a positive float or None, got {value!r}.")
     return float(tol), float(eig_tol)
 
 
-def make_problem(
+def caso_problem(
     forward_func: Callable[..., Tensor],
     inputs: TensorOrTuple,
     target: TargetType,
     additional_forward_args: Any,
     objective: str,
     mode: str,
-) -> Tuple[_Problem, Tensor]:
+) -> Tuple[Problem, Tensor]:
     """The engine problem with the target fixed at the clean input (the predicted
     class when None) and the flat loss gradient ``g`` ``(B, F)``."""
-    problem = _make_problem(
+    problem = make_problem(
         forward_func, inputs, target, additional_forward_args, objective, mode
     )
     fmt = problem.fmt
@@ -133,22 +132,16 @@ def make_problem(
     return problem, fmt.flatten(grads)
 
 
-class CountingOperator:
-    """``(B, F) -> (B, F)`` Hessian-vector products of one problem, counting the
-    batched HVP passes (the cost unit the benchmarks report)."""
-
-    def __init__(self, problem: _Problem, mode: str) -> None:
-        self.matvec = _flat_operator(_Engine(problem, mode), problem.fmt)
-        self.calls = 0
-
-    def __call__(self, v: Tensor) -> Tensor:
-        self.calls += 1
-        return self.matvec(v)
+def hessian_operator(problem: Problem, mode: str) -> HessianOperator:
+    """One operator for the Lanczos and CG phases: its first-order state (the
+    reverse-over-reverse graph) is built once and reused by every step, and it
+    counts the batched HVP passes (the cost unit the benchmarks report)."""
+    return HessianOperator(Engine(problem, mode))
 
 
 def convex_ridge(
-    problem: _Problem,
-    operator: CountingOperator,
+    problem: Problem,
+    operator: HessianOperator,
     lambda2: float,
     lambda2_mode: str,
     eig_tol: float,
@@ -167,9 +160,7 @@ def convex_ridge(
     n = fmt.num_features
     steps = eig_max_iter if eig_max_iter is not None else min(n, 60)
     steps = max(1, min(steps, n))
-    values, _, residuals = _lanczos(
-        operator, fmt.batch_size, n, 1, "LA", eig_tol, steps, fmt, 0
-    )
+    values, _, residuals, _ = lanczos(operator, 1, "LA", eig_tol, steps, seed=0)
     lambda_max = values[:, 0]
     # lambda_max only enters through lambda2_eff, so its error is judged
     # against lambda2 too (a confident sample has lambda_max ~ 0).
@@ -183,7 +174,7 @@ def convex_ridge(
             "and model, or a larger lambda2.",
             stacklevel=3,
         )
-    _warn_if_zero(values, problem.objective)
+    warn_if_zero_curvature(values, problem.objective)
     if lambda2_mode == "shift":
         return lambda_max, lambda_max + lambda2
     lam = torch.full_like(lambda_max, float(lambda2))
@@ -320,7 +311,7 @@ class SecondOrderSaliency(GradientAttribution):
             >>> cafo = caso.attribute(x, second_order=False)   # g / lambda2
         """
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
-        problem, g = make_problem(
+        problem, g = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
             self.mode,
         )
@@ -335,21 +326,20 @@ class SecondOrderSaliency(GradientAttribution):
             )
             return self._finish(fmt, g / lambda2, zeros, return_convergence_delta)
 
-        operator = CountingOperator(problem, self.mode)
+        operator = hessian_operator(problem, self.mode)
         lambda_max, lambda2_eff = convex_ridge(
             problem, operator, lambda2, lambda2_mode, eig_tol, eig_max_iter
         )
-        result = solve(
-            self.forward_func, fmt.inputs, fmt.unflatten(g), shift=lambda2_eff,
-            target=problem.target, additional_forward_args=fmt.additional_forward_args,
-            objective=objective, mode=self.mode, tol=cg_tol, max_iter=cg_max_iter,
-        )
-        sol = result.solution if isinstance(result.solution, tuple) else (result.solution,)
+
+        def apply_a(v: Tensor) -> Tensor:
+            return lambda2_eff.unsqueeze(1) * v - operator.matvec(v)
+
+        result = conjugate_gradients(apply_a, g, cg_tol, cg_max_iter)
+        warn_unless_converged(result, cg_tol, cg_max_iter)
         self.last_info = SecondOrderInfo(
-            lambda_max, lambda2_eff, result.residual, result.iterations,
-            operator.calls + result.hvps,
+            lambda_max, lambda2_eff, result.residual, result.iterations, operator.passes
         )
-        return self._finish(fmt, fmt.flatten(sol), result.residual, return_convergence_delta)
+        return self._finish(fmt, result.solution, result.residual, return_convergence_delta)
 
     @staticmethod
     def _finish(fmt: Any, flat: Tensor, delta: Tensor, with_delta: bool) -> Any:

@@ -62,15 +62,13 @@ from captum_higher_order._inputs import (
 )
 from captum_higher_order._noise import GeneratorType, NoiseStream, base_seed
 from captum_higher_order._progress import inner_progress, progress_bar
-from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, value_and_grad
+from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
+from captum_higher_order.hessian.budget import resolve_budget, saved_bytes
+from captum_higher_order.hessian.engine import Problem
 
 __all__ = ["SmoothHess"]
 
 SigmaType = Union[float, Tensor, Tuple[Tensor, ...]]
-#: Memory budget for one pass when ``batch_size`` is None: half the free CUDA
-#: memory, or this many bytes on the CPU.
-DEFAULT_CPU_PASS_BUDGET = 1 * 2**30
-
 
 # --------------------------------------------------------------------------- validation
 
@@ -275,7 +273,7 @@ class SmoothHess(GradientAttribution):
                 ``(B, G, G)`` with entry ``1_a^T H_sigma 1_b``. Default: None
             batch_size (int, optional): Noisy points per forward/backward
                 pass, over inputs and samples together. None picks it from a
-                memory budget (1 GiB on the CPU, half the free CUDA memory).
+                memory budget (see :func:`captum_higher_order.hessian.memory_budget`).
                 Default: None
             return_gradient (bool, optional): Also return SmoothGrad, the mean
                 of the same gradients, shaped like ``inputs``. Default: False
@@ -507,24 +505,11 @@ def _auto_batch_size(
 ) -> int:
     """Noisy points per pass under the memory budget: each point costs the
     activations one forward pass saves for backward (measured on the first
-    input with saved-tensor hooks) plus a few copies of the input."""
-    saved = [0]
-
-    def pack(t: Tensor) -> Tensor:
-        saved[0] += t.numel() * t.element_size()
-        return t
-
+    input) plus a few copies of the input."""
     one = slice_samples(fmt, 0, 1)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        value_and_grad(
-            forward_func, one.inputs, None if target is None else target[:1],
-            one.additional_forward_args, objective,
-        )
-    per_row = saved[0] + 8 * fmt.num_features * fmt.inputs[0].element_size()
-    if fmt.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(fmt.device)
-        budget = free // 2
-    else:
-        budget = DEFAULT_CPU_PASS_BUDGET
+    problem = Problem(forward_func, one, None if target is None else target[:1], objective)
+    per_row = saved_bytes(problem.total, one.inputs)
+    per_row += 8 * fmt.num_features * fmt.inputs[0].element_size()
+    budget = resolve_budget(None, fmt.device)
     return int(max(2, budget // max(per_row, 1)))
 

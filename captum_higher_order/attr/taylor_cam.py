@@ -59,13 +59,9 @@ from captum_higher_order._inputs import (
     run_forward,
     select_objective,
 )
-from captum_higher_order.hessian import (
-    DEFAULT_CPU_MEMORY_BUDGET,
-    DEFAULT_MAX_DENSE_FEATURES,
-    _Engine,
-    _make_problem,
-    _warn_if_zero,
-)
+from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
+from captum_higher_order.hessian.budget import resolve_budget
+from captum_higher_order.hessian.engine import Engine, make_problem, warn_if_zero_curvature
 
 __all__ = ["TaylorCAM", "RegionPairs", "top_region_pairs", "pair_centers"]
 
@@ -294,7 +290,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         cross = self._batched_cross_terms(
             fmt, activation, target_t, objective, groups, to_input, mode, chunk_size
         )
-        _warn_if_zero(cross, objective)
+        warn_if_zero_curvature(cross, objective)
         return cross, grad_cam
 
     def _check_single_device(self) -> None:
@@ -427,7 +423,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             state["activation"] = a
             return run_forward(self.forward_func, fmt.inputs, fmt.additional_forward_args)
 
-        problem = _make_problem(score_of_activation, activation, target, None, objective, mode)
+        problem = make_problem(score_of_activation, activation, target, None, objective, mode)
         flat_activation = activation.reshape(batch, -1)
 
         def make(start: int, stop: int) -> Tuple[Tensor, ...]:
@@ -440,7 +436,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
 
         handle = self._register(replace, to_input)
         try:
-            rows = _Engine(problem, mode).apply(make, groups.num_groups, chunk_size, reduce)
+            rows = Engine(problem, mode).apply(make, groups.num_groups, chunk_size, reduce)
         finally:
             handle.remove()
         return rows.permute(1, 2, 0)  # rows[s, b, a] -> M[b, a, s]
@@ -489,11 +485,7 @@ def _budget_chunk(activation: Tensor, tail_bytes: int, num: int) -> int:
     tail of the network saves for backward (tangent forward and backward and
     their saved values) plus a few copies of the activation."""
     per_vector = 3 * tail_bytes + 4 * activation.numel() * activation.element_size()
-    if activation.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(activation.device)
-        budget = free // 2
-    else:
-        budget = DEFAULT_CPU_MEMORY_BUDGET
+    budget = resolve_budget(None, activation.device)
     return int(max(1, min(num, budget // max(per_vector, 1))))
 
 

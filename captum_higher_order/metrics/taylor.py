@@ -39,6 +39,7 @@ from captum_higher_order._inputs import (
     slice_samples,
 )
 from captum_higher_order._noise import GeneratorType, NoiseStream, base_seed
+from captum_higher_order._numeric import positive_floor
 
 __all__ = ["taylor_pmse", "sample_ball"]
 
@@ -89,7 +90,7 @@ def _ball_points(z: Tensor, radius: float) -> Tensor:
     dim = direction.shape[1]
     uniform = 0.5 * (1 + torch.erf(last / math.sqrt(2)))
     rho = radius * uniform.pow(1.0 / dim)
-    return direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-30) * rho
+    return direction / positive_floor(direction.norm(dim=1, keepdim=True)) * rho
 
 
 def _flat_gradient(gradient: TensorOrTuple, fmt: FormattedInputs) -> Tensor:

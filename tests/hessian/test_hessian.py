@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from captum_higher_order import hessian as engine
 from captum_higher_order._inputs import ZeroHessianWarning
-from captum_higher_order.hessian import hessian, hvp, solve, top_eigenpairs, value_and_grad
+from captum_higher_order.hessian import engine, hessian, hvp, solve, top_eigenpairs, value_and_grad
 from tests.models import mlp, small_cnn, two_input_net
 
 MODES_EXACT = ["fwd_rev", "rev_rev", "auto"]
@@ -277,7 +276,7 @@ def test_auto_falls_back_to_rev_rev_with_one_warning():
 
 def test_oom_halves_the_chunk_and_retries(monkeypatch):
     calls = []
-    real = engine._hvp_fwd_rev
+    real = engine.hvp_fwd_rev
 
     def flaky(problem, vectors):
         k = vectors[0].shape[0]
@@ -286,25 +285,25 @@ def test_oom_halves_the_chunk_and_retries(monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(problem, vectors)
 
-    monkeypatch.setattr(engine, "_hvp_fwd_rev", flaky)
+    monkeypatch.setattr(engine, "hvp_fwd_rev", flaky)
     model = mlp()
     x = torch.randn(2, 6, dtype=torch.float64)
     got = hessian(model, x, target=1, mode="fwd_rev", chunk_size=8)
-    monkeypatch.setattr(engine, "_hvp_fwd_rev", real)
+    monkeypatch.setattr(engine, "hvp_fwd_rev", real)
     assert calls[:3] == [6, 3, 1]
     assert rel_err(got, exact_hessians(model, x, [1, 1], "output")) < 1e-10
 
 
 def test_auto_chunk_respects_memory_budget(monkeypatch):
-    monkeypatch.setattr(engine, "DEFAULT_CPU_MEMORY_BUDGET", 1)  # one vector at a time
+    monkeypatch.setattr(engine, "resolve_budget", lambda *a: 1)  # one vector at a time
     seen = []
-    real = engine._hvp_fwd_rev
+    real = engine.hvp_fwd_rev
 
     def spy(problem, vectors):
         seen.append(vectors[0].shape[0])
         return real(problem, vectors)
 
-    monkeypatch.setattr(engine, "_hvp_fwd_rev", spy)
+    monkeypatch.setattr(engine, "hvp_fwd_rev", spy)
     model = mlp(d_in=20)
     x = torch.randn(2, 20, dtype=torch.float64)
     got = hessian(model, x, target=1, mode="fwd_rev")
