@@ -35,9 +35,11 @@ from captum_higher_order.attr.second_order_saliency import SecondOrderSaliency
 from captum_higher_order.attr.smooth_hess import SmoothHess
 from captum_higher_order.attr.taylor_cam import TaylorCAM, pair_centers, top_region_pairs
 from captum_higher_order.dataset import DatasetExplanation, explain_dataset
+from captum_higher_order.hessian.budget import memory_budget
 from captum_higher_order.surrogate import softplus_surrogate
 from captum_higher_order.version import __version__
 from captum_higher_order.visualization import (
+    plot_token_interactions,
     visualize_image_interactions,
     visualize_interaction_graph,
     visualize_interaction_matrix,
@@ -66,6 +68,8 @@ __all__ = [
     "ZeroHessianWarning",
     "visualize_interaction_matrix",
     "visualize_top_interactions",
+    "memory_budget",
+    "plot_token_interactions",
     "visualize_image_interactions",
     "visualize_interaction_graph",
     "visualize_side_by_side",

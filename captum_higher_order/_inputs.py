@@ -22,7 +22,7 @@ from captum_higher_order import _captum
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 TargetType = Union[None, int, Tuple[int, ...], Tensor, List[Any]]
 
-#: Objectives (DESIGN §3): which scalar per sample is differentiated.
+#: Objectives (docs/design.md, "Objectives"): which scalar per sample is differentiated.
 OBJECTIVES = ("output", "log_softmax", "softmax", "cross_entropy")
 _CLASS_OBJECTIVES = ("log_softmax", "softmax", "cross_entropy")
 

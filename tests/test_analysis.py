@@ -15,8 +15,8 @@ from captum_higher_order.analysis import (
     hessian_spectrum,
     softmax_gauss_newton,
 )
-from tests.models import mlp, small_cnn
 from tests.attr.test_second_order_saliency import dense_problem
+from tests.models import mlp, small_cnn
 
 
 def relu_mlp(d_in=5, hidden=16, classes=4, bias=True, seed=0):

@@ -13,8 +13,8 @@ from torch import nn
 from captum_higher_order._inputs import ZeroHessianWarning
 from captum_higher_order.attr.group_sparse_saliency import GroupSparseSaliency
 from captum_higher_order.attr.second_order_saliency import SecondOrderSaliency
-from tests.models import mlp, small_cnn
 from tests.attr.test_second_order_saliency import dense_caso, dense_problem, rel
+from tests.models import mlp, small_cnn
 
 
 @functools.cache

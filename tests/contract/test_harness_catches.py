@@ -5,7 +5,9 @@ import torch
 
 from tests.contract.harness import (
     ContractCase,
+    assert_reproduced,
     check_batched_targets,
+    check_determinism,
     check_no_side_effects,
     check_no_side_effects_on_error,
 )
@@ -69,3 +71,31 @@ def test_batch_coupling_is_caught():
     case = ContractCase("bad", mlp, _inputs, batch_coupling_method, targets=[0, 1, 2])
     with pytest.raises(AssertionError):
         check_batched_targets(case, "cpu")
+
+
+def _jitter(relative):
+    """A toy method whose result moves by ``relative`` x its size between calls,
+    as reordered floating-point sums do on a non-deterministic backend."""
+
+    def method(model, x, target, args, seed):
+        out = model(x)
+        return out + relative * out.abs().max() * torch.rand_like(out)
+
+    return method
+
+
+def test_cpu_determinism_is_bitwise():
+    case = ContractCase("jitter", mlp, _inputs, _jitter(1e-15), targets=[0, 1, 2])
+    with pytest.raises(AssertionError, match="same seed gave different results"):
+        check_determinism(case, "cpu")
+
+
+def test_non_deterministic_backend_is_held_to_the_tolerance():
+    # What the harness checks on CUDA without deterministic algorithms: a
+    # rounding-level difference passes, a real one fails.
+    model = mlp()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    small, large = _jitter(1e-12), _jitter(1e-3)
+    assert_reproduced(small(model, x, 0, None, 0), small(model, x, 0, None, 0), False, "t")
+    with pytest.raises(AssertionError, match="results differ"):
+        assert_reproduced(large(model, x, 0, None, 0), large(model, x, 0, None, 0), False, "t")
