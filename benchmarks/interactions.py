@@ -50,8 +50,8 @@ import torch
 from torch import Tensor, nn
 
 from captum_higher_order.attr.cross_derivatives import CrossDerivatives
-from captum_higher_order.datasets.synthetic import NID_FUNCTIONS, SyntheticFunction
 from captum_higher_order.metrics.interactions import interaction_auc
+from captum_higher_order.zoo.synthetic import NID_FUNCTIONS, SyntheticFunction
 
 HIDDEN = (64, 64, 32)
 

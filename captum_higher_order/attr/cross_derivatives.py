@@ -619,7 +619,7 @@ class CrossDerivatives(GradientAttribution):
 
             >>> import torch
             >>> from captum_higher_order.attr.cross_derivatives import CrossDerivatives
-            >>> from captum_higher_order.datasets import planted_products
+            >>> from captum_higher_order.zoo import planted_products
             >>> f = planted_products(6, interactions=[(0, 1), (2, 3)])
             >>> x, _ = f.sample(500, dtype=torch.float64)
             >>> res = CrossDerivatives(f).global_interactions(x, batch_size=128)

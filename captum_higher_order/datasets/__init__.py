@@ -1,10 +1,22 @@
-"""Data sets with known ground truth for testing attribution methods."""
+"""Deprecated: the synthetic benchmark functions moved to
+:mod:`captum_higher_order.zoo.synthetic` (also exported by
+:mod:`captum_higher_order.zoo`), so that ``dataset`` (dataset-scale runs) and
+``datasets`` no longer name different things.
 
-from captum_higher_order.datasets.synthetic import (
-    NID_FUNCTIONS,
-    SyntheticFunction,
-    nid_function,
-    planted_products,
-)
+Importing a name from here still works and warns once per use site with a
+``DeprecationWarning`` naming the new path.
+"""
 
-__all__ = ["NID_FUNCTIONS", "SyntheticFunction", "nid_function", "planted_products"]
+from typing import Any, List
+
+from captum_higher_order.datasets._moved import moved_attribute
+
+_MOVED = ["NID_FUNCTIONS", "SyntheticFunction", "nid_function", "planted_products"]
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name, _MOVED)
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_MOVED))

@@ -6,6 +6,9 @@
   needs scikit-learn).
 - :func:`load_planted_mlp`: a GELU MLP fitted to :func:`planted_function`, whose
   interactions (:data:`PLANTED_PAIRS`, :data:`PLANTED_SETS`) are known.
+- :mod:`~captum_higher_order.zoo.synthetic`: functions with known interactions
+  (no weights): the NID suite :func:`nid_function` ``F1 .. F10`` and
+  :func:`planted_products`.
 
 Reproduce the weights with ``python -m captum_higher_order.zoo.train``.
 """
@@ -29,21 +32,31 @@ from captum_higher_order.zoo.planted_mlp import (
     planted_pair_matrix,
     sample_inputs,
 )
+from captum_higher_order.zoo.synthetic import (
+    NID_FUNCTIONS,
+    SyntheticFunction,
+    nid_function,
+    planted_products,
+)
 
 __all__ = [
     "DigitsCNN",
     "FEATURE_NAMES",
+    "NID_FUNCTIONS",
     "PLANTED_PAIRS",
     "PLANTED_SETS",
     "PlantedMLP",
+    "SyntheticFunction",
     "digits_metadata",
     "digits_samples",
     "digits_split",
     "load_digits_cnn",
     "load_digits_data",
     "load_planted_mlp",
+    "nid_function",
     "planted_function",
     "planted_metadata",
     "planted_pair_matrix",
+    "planted_products",
     "sample_inputs",
 ]

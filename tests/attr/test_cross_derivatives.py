@@ -11,9 +11,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from captum_higher_order._inputs import ZeroHessianWarning
 from captum_higher_order.attr.cross_derivatives import CrossDerivatives, InteractionRanking
-from captum_higher_order.datasets.synthetic import nid_function, planted_products
 from captum_higher_order.hessian import mixed_derivative_rows
 from captum_higher_order.metrics.interactions import interaction_auc
+from captum_higher_order.zoo.synthetic import nid_function, planted_products
 from tests.models import mlp, two_input_net
 
 DT = torch.float64

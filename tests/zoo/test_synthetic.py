@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from captum_higher_order.attr.cross_derivatives import CrossDerivatives
-from captum_higher_order.datasets import NID_FUNCTIONS, nid_function, planted_products
 from captum_higher_order.metrics.interactions import interaction_auc
+from captum_higher_order.zoo.synthetic import NID_FUNCTIONS, nid_function, planted_products
 
 DT = torch.float64
 
@@ -111,3 +111,20 @@ def test_planted_products():
         planted_products(5, interactions=[(1,)])
     with pytest.raises(ValueError, match=r"\(N, 8\)"):
         f(torch.zeros(3, 7))
+
+
+def test_old_import_paths_forward_with_a_deprecation_warning():
+    import captum_higher_order.datasets as old_package
+    import captum_higher_order.datasets.synthetic as old_module
+    from captum_higher_order import zoo
+
+    for old in (old_package, old_module):
+        for name in ("NID_FUNCTIONS", "SyntheticFunction", "nid_function", "planted_products"):
+            with pytest.warns(DeprecationWarning, match=f"import {name} from "
+                              "captum_higher_order.zoo.synthetic"):
+                assert getattr(old, name) is getattr(zoo, name)
+    with pytest.warns(DeprecationWarning, match="captum_higher_order.zoo.synthetic"):
+        from captum_higher_order.datasets import nid_function as old_nid
+    assert old_nid is nid_function
+    with pytest.raises(AttributeError, match="no attribute 'F1'"):
+        old_package.F1  # noqa: B018
