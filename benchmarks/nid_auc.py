@@ -54,8 +54,8 @@ from captum_higher_order import (
     SmoothHess,
     softplus_surrogate,
 )
-from captum_higher_order.datasets.synthetic import NID_FUNCTIONS, SyntheticFunction
 from captum_higher_order.metrics.interactions import interaction_auc
+from captum_higher_order.zoo.synthetic import NID_FUNCTIONS, SyntheticFunction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "nid")

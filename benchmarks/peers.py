@@ -55,7 +55,6 @@ from captum_higher_order import (
     SmoothHess,
     softplus_surrogate,
 )
-from captum_higher_order.datasets.synthetic import NID_FUNCTIONS
 from captum_higher_order.metrics.interactions import interaction_auc
 from captum_higher_order.zoo import (
     PLANTED_PAIRS,
@@ -64,6 +63,7 @@ from captum_higher_order.zoo import (
     load_planted_mlp,
     sample_inputs,
 )
+from captum_higher_order.zoo.synthetic import NID_FUNCTIONS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:

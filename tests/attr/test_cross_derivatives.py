@@ -326,7 +326,7 @@ def test_relu_network_warns_zero_derivatives():
 
 
 def _load_benchmark():
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "interactions.py")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "interactions.py")
     spec = importlib.util.spec_from_file_location("bench_interactions", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
