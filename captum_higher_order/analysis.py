@@ -38,7 +38,7 @@ from captum_higher_order._inputs import (
     run_forward,
 )
 from captum_higher_order._numeric import positive_floor
-from captum_higher_order.attr.second_order_saliency import caso_problem, hessian_operator
+from captum_higher_order.attr.second_order_saliency import caso_problem
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, hessian
 from captum_higher_order.hessian.engine import warn_if_zero_curvature
 from captum_higher_order.hessian.lanczos import lanczos
@@ -136,7 +136,7 @@ def hessian_spectrum(
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"`k` must be a positive int, got {k!r}.")
-    problem, g = caso_problem(
+    problem, g, operator = caso_problem(
         forward_func, inputs, target, additional_forward_args, objective, mode
     )
     fmt = problem.fmt
@@ -158,7 +158,6 @@ def hessian_spectrum(
         tol = 1e-6 if fmt.dtype == torch.float64 else 1e-4
     steps = max_iter if max_iter is not None else min(n, max(60, 6 * k))
     steps = max(k, min(steps, n))
-    operator = hessian_operator(problem, mode)
     values, vectors, residuals, _ = lanczos(operator, k, "LA", tol, steps, seed)
     top = positive_floor(values.abs().amax(dim=1, keepdim=True))
     if bool((residuals > 10 * tol * top).any()):

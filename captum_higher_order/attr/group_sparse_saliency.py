@@ -41,7 +41,6 @@ from captum_higher_order.attr.second_order_saliency import (
     check_caso_args,
     convex_ridge,
     default_tols,
-    hessian_operator,
 )
 from captum_higher_order.hessian import check_mode
 
@@ -461,9 +460,9 @@ class GroupSparseSaliency(GradientAttribution):
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
         lo, hi = _check_sparsity_range(sparsity_range)
         _check_solver_args(max_iter, search_steps)
-        problem, g = caso_problem(
+        problem, g, hessian_op = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
-            self.mode,
+            self.mode, second_order,
         )
         fmt = problem.fmt
         batch = fmt.batch_size
@@ -473,7 +472,7 @@ class GroupSparseSaliency(GradientAttribution):
         prox = Prox(groups, batch, g)
 
         if second_order:
-            operator = hessian_operator(problem, self.mode)
+            operator = hessian_op
             lambda_max, lambda2_eff = convex_ridge(
                 problem, operator, lambda2, lambda2_mode, eig_tol, eig_max_iter
             )

@@ -233,6 +233,22 @@ class Engine:
             out = tuple(o.to(self.problem.fmt.dtype) for o in out)
         return out
 
+    def gradient(self) -> Tuple[Tensor, ...]:
+        """The first-order input gradient of the objective, one per input.
+
+        In ``rev_rev`` mode it comes from the first-order graph the HVPs reuse
+        (built here, inside the second-order context, if not yet), so a solver
+        that needs ``g`` and HVPs pays for one gradient, not two."""
+        with self.second_order_context():
+            if self.mode == "rev_rev" and self._rev_rev_kernel is None:
+                if self._rev_rev is None:
+                    self._rev_rev = RevRevOperator(self.problem)
+                return tuple(g.detach() for g in self._rev_rev.grads)
+            xs = tuple(x.clone().requires_grad_(True) for x in self.problem.fmt.inputs)
+            with torch.enable_grad():
+                grads = torch.autograd.grad(self.problem.total(*xs), xs, allow_unused=True)
+        return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, xs))
+
     def _rev(self, vectors: Any) -> Tuple[Tensor, ...]:
         if self._rev_rev_kernel is not None:
             return self._rev_rev_kernel(self.problem, vectors)

@@ -66,6 +66,12 @@ class RevRevOperator:
         outs = [self.grads[i] for i in live]
         grad_outputs = [vectors[i] for i in live]
         result: Tuple[Optional[Tensor], ...]
+        if self.xs[0].device.type != "cuda":
+            # On the CPU one plain backward per vector is 2-3x faster than the
+            # vmapped batch (is_grads_batched) through a convolutional graph
+            # (benchmarks/caso.py measures both).
+            return self._finish(self._one_at_a_time(outs, grad_outputs, vectors[0].shape[0]),
+                                vectors)
         try:
             result = torch.autograd.grad(
                 outs, self.xs, grad_outputs=grad_outputs, retain_graph=True,
@@ -75,6 +81,12 @@ class RevRevOperator:
             # An operator without a batching rule for its double backward:
             # one backward per vector instead.
             result = self._one_at_a_time(outs, grad_outputs, vectors[0].shape[0])
+        return self._finish(result, vectors)
+
+    @staticmethod
+    def _finish(
+        result: Tuple[Optional[Tensor], ...], vectors: Tuple[Tensor, ...]
+    ) -> Tuple[Tensor, ...]:
         return tuple(
             torch.zeros_like(v) if r is None else r.detach() for r, v in zip(result, vectors)
         )
