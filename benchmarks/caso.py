@@ -50,10 +50,10 @@ from captum_higher_order.attr.group_sparse_saliency import (
     proximal_steps,
 )
 from captum_higher_order.attr.second_order_saliency import (
-    CountingOperator,
+    caso_problem,
     convex_ridge,
     default_tols,
-    make_problem,
+    hessian_operator,
 )
 from captum_higher_order.hessian import solve
 
@@ -138,13 +138,12 @@ def compare(model, x, problem, operator, g, lam_eff, lam1, device, mode):
     tol, _ = default_tols(g.dtype, None, None)  # the methods' defaults
 
     def apply_a(v: Tensor) -> Tensor:
-        return lam_eff.unsqueeze(1) * v - operator(v)
+        return lam_eff.unsqueeze(1) * v - operator.matvec(v)
 
     results = []
-    operator.calls = 0
+    start = operator.passes
     d10, t10 = timed(lambda: proximal_steps(apply_a, g, lam1, prox, lam_eff, 10), device)
-    results.append(("10 prox steps", d10, t10, operator.calls))
-    operator.calls = 0
+    results.append(("10 prox steps", d10, t10, operator.passes - start))
     if not bool(lam1.any()):
         res, t_cg = timed(lambda: solve(
             model, x, g.view_as(x), shift=lam_eff, target=problem.target,
@@ -172,22 +171,21 @@ def compare(model, x, problem, operator, g, lam_eff, lam1, device, mode):
 
 
 def hvp_seconds(problem, g, mode: str, device: str, repeats: int = 3) -> float:
-    operator = CountingOperator(problem, mode)
-    operator(g)  # warm-up (and graph build for rev_rev)
-    _, t = timed(lambda: [operator(g) for _ in range(repeats)], device)
+    operator = hessian_operator(problem, mode)
+    operator.matvec(g)  # warm-up (and graph build for rev_rev)
+    _, t = timed(lambda: [operator.matvec(g) for _ in range(repeats)], device)
     return t / repeats
 
 
 def run_case(name, model, x, device, lambda2s: List, mode: str) -> List[Dict]:
-    problem, g = make_problem(model, x, None, None, "cross_entropy", mode)
+    problem, g, operator = caso_problem(model, x, None, None, "cross_entropy", mode)
     per_hvp = {m: hvp_seconds(problem, g, m, device) for m in ("rev_rev", "fwd_rev")}
-    operator = CountingOperator(problem, mode)
     eig_tol = default_tols(g.dtype, None, None)[1]
     (lambda_max, _), eig_s = timed(
         lambda: convex_ridge(problem, operator, 1.0, "shift", eig_tol, None), device)
     print(f"\n{name}: F={g.shape[1]}, batch={g.shape[0]}, lambda_max="
           f"{[float(f'{v:.3g}') for v in lambda_max]}, Lanczos {eig_s:.2f} s / "
-          f"{operator.calls} HVPs; s per HVP: rev_rev {per_hvp['rev_rev']:.4f}, "
+          f"{operator.passes} HVPs; s per HVP: rev_rev {per_hvp['rev_rev']:.4f}, "
           f"fwd_rev {per_hvp['fwd_rev']:.4f}")
     rows: List[Dict] = []
     short = name.split(" (")[0]

@@ -54,3 +54,35 @@ def median_ratio(
 ) -> float:
     """Median per-round ratio time(fn) / time(base); see :func:`paired`."""
     return paired(fn, base, repeats, device)[2]
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def peak_memory(fn: Callable[[], object], device: str = "cpu") -> Tuple[object, float]:
+    """``fn()``'s result and the peak extra memory it used, in MiB.
+
+    CUDA: ``max_memory_allocated`` after a reset, minus what was allocated
+    before. CPU (Linux): the process's resident high-water mark (``VmHWM``,
+    reset to the current RSS through ``/proc/self/clear_refs``) minus the RSS
+    before; NaN where that file is not writable."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        out = fn()
+        torch.cuda.synchronize()
+        return out, (torch.cuda.max_memory_allocated() - base) / 2**20
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM := VmRSS
+        before = _status_kib("VmRSS")
+    except OSError:
+        return fn(), float("nan")
+    out = fn()
+    return out, (_status_kib("VmHWM") - before) / 1024
