@@ -28,9 +28,9 @@ import warnings
 from typing import Callable, Dict, List
 
 import torch
+from timing import median_time, peak_memory
 from torch import nn
 
-from timing import median_time, peak_memory
 from captum_higher_order import GroupSparseSaliency, SecondOrderSaliency
 from captum_higher_order.attr.second_order_saliency import default_tols
 from captum_higher_order.hessian import value_and_grad
