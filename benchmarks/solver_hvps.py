@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import platform
 import warnings
+from functools import partial
 from typing import Callable, Dict, List
 
 import torch
@@ -78,9 +79,9 @@ def measure(name: str, model: nn.Module, x, device: str, repeats: int) -> List[D
     for lambda2 in (4.0, 2e-4):
         caso = SecondOrderSaliency(model)
         runs: Dict[str, Callable[[], Dict[str, object]]] = {
-            "SecondOrderSaliency": lambda: _caso(caso, x, target, lambda2),
-            "Lanczos then CG (round 1)": lambda: round_one(model, x, target, lambda2),
-            "GroupSparseSaliency": lambda: _gss(model, x, target, lambda2),
+            "SecondOrderSaliency": partial(_caso, caso, x, target, lambda2),
+            "Lanczos then CG (round 1)": partial(round_one, model, x, target, lambda2),
+            "GroupSparseSaliency": partial(_gss, model, x, target, lambda2),
         }
         results = {}
         for label, run in runs.items():
