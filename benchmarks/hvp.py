@@ -8,7 +8,13 @@ same run, for k in {1, 4, 16} and each engine mode, plus a loop of
 784 x 784 per-sample Hessian of an MLP against a per-feature double-backward
 loop. Ratios, not absolute times, are the result: machines are noisy.
 
-Run: ``python benchmarks/hvp.py [--quick] [--device cuda]``
+A third table (``--memory``) checks the memory budget: k HVPs per sample on a
+torchvision ResNet (resnet50 at 224x224, batch 16, k=16 on CUDA; resnet18 at
+64x64, batch 4 on the CPU) with the default budget and with all k vectors in one
+chunk (the round-1 behaviour), against the peak of one SGD training step on the
+same batch: peak extra memory, and HVPs per second.
+
+Run: ``python benchmarks/hvp.py [--quick] [--device cuda] [--memory-only]``
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import platform
 from typing import Callable, Dict, List
 
 import torch
-from timing import median_ratio, median_time
+from timing import median_ratio, median_time, peak_memory, timed
 from torch import nn
 
 from captum_higher_order.hessian import hessian, hvp, value_and_grad
@@ -120,20 +126,74 @@ def full_hessian_table(device: str, repeats: int, batches: List[int]) -> List[st
     return rows
 
 
+def training_step_peak(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                       device: str) -> float:
+    """Peak extra MiB of one SGD step (train mode, gradients allocated fresh)."""
+    import copy
+
+    net = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(net(x), labels).backward()
+        opt.step()
+
+    step()  # momentum buffers exist from here on, as in a running training loop
+    return peak_memory(step, device)[1]
+
+
+def memory_table(device: str, repeats: int) -> List[str]:
+    import torchvision
+
+    on_cuda = device.startswith("cuda")
+    name, size, batch, k = ("resnet50", 224, 16, 16) if on_cuda else ("resnet18", 64, 4, 16)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).to(device).eval()
+    x = torch.randn(batch, 3, size, size, device=device)
+    labels = model(x).argmax(1)
+    v = torch.randn(batch, k, 3, size, size, device=device)
+    train_peak = training_step_peak(model, x, labels, device)
+    rows = [f"{name} {size}x{size}, batch {batch}, k={k}: one SGD training step peaks at "
+            f"{train_peak:.0f} MiB extra",
+            "| mode | chunks | peak extra MiB | / training step | HVPs/s |",
+            "|---|---|---|---|---|"]
+    for mode in ("fwd_rev", "rev_rev", "ggn"):
+        for label, chunk in (("all k at once (round 1)", k), ("default budget", None)):
+            def run(mode: str = mode, chunk=chunk) -> object:
+                return hvp(model, x, v, target=labels, objective="cross_entropy", mode=mode,
+                           chunk_size=chunk)
+
+            try:
+                _, peak = peak_memory(run, device)
+                seconds = min(timed(run, device) for _ in range(repeats))
+            except (RuntimeError, MemoryError) as err:  # OOM of the unbounded run
+                rows.append(f"| {mode} | {label} | failed: {str(err).splitlines()[0][:60]} "
+                            "| | |")
+                continue
+            rows.append(f"| {mode} | {label} | {peak:.0f} | {peak / train_peak:.2f} | "
+                        f"{batch * k / seconds:.0f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--memory-only", action="store_true", help="only the budget table")
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, device {args.device}")
     if args.device == "cuda":
         print(torch.cuda.get_device_name())
-    print("\nPer-HVP cost of k batched HVPs / one batched gradient (lower is better)")
-    print("\n".join(hvp_table(args.device, [1, 4, 16], repeats)))
-    print()
-    print("\n".join(full_hessian_table(args.device, repeats, [1, 4])))
+    if not args.memory_only:
+        print("\nPer-HVP cost of k batched HVPs / one batched gradient (lower is better)")
+        print("\n".join(hvp_table(args.device, [1, 4, 16], repeats)))
+        print()
+        print("\n".join(full_hessian_table(args.device, repeats, [1, 4])))
+    print("\nMemory budget: k HVPs per sample, default budget vs one chunk")
+    print("\n".join(memory_table(args.device, 2 if args.quick else 3)))
 
 
 if __name__ == "__main__":

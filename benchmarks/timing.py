@@ -68,9 +68,11 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu") -> Tuple[object, 
     """``fn()``'s result and the peak extra memory it used, in MiB.
 
     CUDA: ``max_memory_allocated`` after a reset, minus what was allocated
-    before. CPU (Linux): the process's resident high-water mark (``VmHWM``,
-    reset to the current RSS through ``/proc/self/clear_refs``) minus the RSS
-    before; NaN where that file is not writable."""
+    before. CPU (Linux): ``fn`` runs once more in a forked child, whose resident
+    high-water mark (``VmHWM``, reset to the current RSS through
+    ``/proc/self/clear_refs``) minus its RSS before is the peak; a fresh process,
+    because the parent's allocator keeps freed memory and would hide a repeat's
+    peak. NaN where that is not available."""
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -78,11 +80,31 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu") -> Tuple[object, 
         out = fn()
         torch.cuda.synchronize()
         return out, (torch.cuda.max_memory_allocated() - base) / 2**20
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # VmHWM := VmRSS
-        before = _status_kib("VmRSS")
-    except OSError:
-        return fn(), float("nan")
     out = fn()
-    return out, (_status_kib("VmHWM") - before) / 1024
+    return out, _cpu_peak_in_child(fn)
+
+
+def _cpu_peak_in_child(fn: Callable[[], object]) -> float:
+    import multiprocessing as mp
+
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:
+        return float("nan")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # VmHWM := VmRSS
+            before = _status_kib("VmRSS")
+            fn()
+            send.send((_status_kib("VmHWM") - before) / 1024)
+        except Exception:
+            send.send(float("nan"))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    value = receive.recv() if receive.poll(3600) else float("nan")
+    proc.join()
+    return float(value)
