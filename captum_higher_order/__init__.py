@@ -36,6 +36,7 @@ from captum_higher_order.attr.smooth_hess import SmoothHess
 from captum_higher_order.attr.taylor_cam import TaylorCAM, pair_centers, top_region_pairs
 from captum_higher_order.dataset import DatasetExplanation, explain_dataset
 from captum_higher_order.hessian.budget import memory_budget
+from captum_higher_order.hessian.precision import hvp_precision
 from captum_higher_order.surrogate import softplus_surrogate
 from captum_higher_order.version import __version__
 from captum_higher_order.visualization import (
@@ -69,6 +70,7 @@ __all__ = [
     "visualize_interaction_matrix",
     "visualize_top_interactions",
     "memory_budget",
+    "hvp_precision",
     "plot_token_interactions",
     "visualize_image_interactions",
     "visualize_interaction_graph",

@@ -32,7 +32,7 @@ from captum_higher_order.hessian.cg import SolveResult, solve
 from captum_higher_order.hessian.engine import MODES, check_mode
 from captum_higher_order.hessian.lanczos import EigenResult, top_eigenpairs
 from captum_higher_order.hessian.mixed import mixed_derivative_rows
-from captum_higher_order.hessian.precision import PRECISIONS
+from captum_higher_order.hessian.precision import PRECISIONS, hvp_precision
 from captum_higher_order.hessian.products import (
     DEFAULT_MAX_DENSE_FEATURES,
     hessian,
@@ -52,6 +52,7 @@ __all__ = [
     "value_and_grad",
     "mixed_derivative_rows",
     "memory_budget",
+    "hvp_precision",
     "SolveResult",
     "EigenResult",
 ]

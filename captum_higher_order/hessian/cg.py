@@ -145,7 +145,7 @@ def solve(
     tol: float = 1e-6,
     max_iter: Optional[int] = None,
     memory_budget: BudgetLike = None,
-    precision: str = "float32",
+    precision: Optional[str] = None,
 ) -> SolveResult:
     r"""Solve ``(shift I - H_b) d_b = rhs_b`` per sample by conjugate gradients.
 

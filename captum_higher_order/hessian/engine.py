@@ -57,7 +57,11 @@ from captum_higher_order.hessian.modes import (
     hvp_fwd_rev,
     hvp_ggn,
 )
-from captum_higher_order.hessian.precision import check_precision, precision_context
+from captum_higher_order.hessian.precision import (
+    check_precision,
+    precision_context,
+    resolve_precision,
+)
 
 __all__ = [
     "MODES",
@@ -186,7 +190,8 @@ class Engine:
         fwd_rev, rev_rev (Kernel, optional): Replacement kernels.
         memory_budget (int, float or str, optional): See
             :func:`~captum_higher_order.hessian.budget.resolve_budget`.
-        precision (str, optional): See :mod:`~captum_higher_order.hessian.precision`.
+        precision (str, optional): See :mod:`~captum_higher_order.hessian.precision`;
+            ``None`` takes the innermost ``hvp_precision`` block, else float32.
     """
 
     def __init__(
@@ -196,9 +201,10 @@ class Engine:
         fwd_rev: Optional[Kernel] = None,
         rev_rev: Optional[Kernel] = None,
         memory_budget: BudgetLike = None,
-        precision: str = "float32",
+        precision: Optional[str] = None,
     ) -> None:
         check_mode(mode)
+        precision = resolve_precision(precision, problem.fmt.dtype)
         check_precision(precision, problem.fmt.dtype)
         self.problem = problem
         self.mode = _resolve_mode(problem, mode)

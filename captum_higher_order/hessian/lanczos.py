@@ -78,7 +78,7 @@ def top_eigenpairs(
     max_iter: Optional[int] = None,
     seed: int = 0,
     memory_budget: BudgetLike = None,
-    precision: str = "float32",
+    precision: Optional[str] = None,
 ) -> EigenResult:
     r"""Top-``k`` Hessian eigenpairs per sample by batched Lanczos.
 

@@ -89,7 +89,7 @@ def mixed_rows(
     mode: str = "auto",
     chunk_size: Optional[int] = None,
     memory_budget: BudgetLike = None,
-    precision: str = "float32",
+    precision: Optional[str] = None,
 ) -> Tensor:
     """Rows ``grad_x D^depth s_b[u_1..u_depth]`` for ``m`` direction sets.
 
@@ -122,7 +122,7 @@ def mixed_derivative_rows(
     mode: str = "auto",
     chunk_size: Optional[int] = None,
     memory_budget: BudgetLike = None,
-    precision: str = "float32",
+    precision: Optional[str] = None,
 ) -> Tensor:
     r"""Rows of the ``(j+1)``-th derivative tensor, contracted with ``j`` directions.
 

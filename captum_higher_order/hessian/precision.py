@@ -15,13 +15,66 @@ Only float32 models have a choice: float64 inputs always compute in float64.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import contextvars
+from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["PRECISIONS", "check_precision", "precision_context"]
+__all__ = ["PRECISIONS", "check_precision", "hvp_precision", "precision_context", "resolve_precision"]
 
 PRECISIONS = ("float32", "tf32", "bfloat16")
+
+_PRECISION: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
+    "captum_higher_order_precision", default=None
+)
+
+
+@contextlib.contextmanager
+def hvp_precision(precision: str) -> Iterator[None]:
+    """Run every second-order pass of the library inside the block at ``precision``.
+
+    The methods (SecondOrderSaliency, SmoothHess, IntegratedHessians, ...) do
+    not take a ``precision`` argument of their own; this block reaches all of
+    them. An explicit ``precision=`` given to :func:`hvp` or :func:`hessian`
+    wins over the block. Errors against float64 are measured in
+    docs/design.md ("Precision").
+
+    Args:
+        precision (str): ``"float32"``, ``"tf32"`` or ``"bfloat16"``.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_higher_order import CrossDerivatives
+        >>> from captum_higher_order.hessian import hvp_precision
+        >>> model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.GELU(),
+        ...                             torch.nn.Linear(8, 2)).eval()
+        >>> with hvp_precision("bfloat16"):
+        ...     pairs = CrossDerivatives(model).attribute(torch.randn(2, 6), target=0)
+        >>> pairs.dtype
+        torch.float32
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}."
+        )
+    token = _PRECISION.set(precision)
+    try:
+        yield
+    finally:
+        _PRECISION.reset(token)
+
+
+def resolve_precision(precision: Optional[str], dtype: torch.dtype) -> str:
+    """The precision a pass runs at: the argument, else the innermost
+    :func:`hvp_precision` block (only for float32 inputs: a block does not make
+    float64 work fail), else ``"float32"``."""
+    if precision is not None:
+        return precision
+    block = _PRECISION.get()
+    if block is not None and dtype == torch.float32:
+        return block
+    return "float32"
 
 
 def check_precision(precision: str, dtype: torch.dtype) -> None:

@@ -46,7 +46,7 @@ def hvp(
     mode: str = "auto",
     chunk_size: Optional[int] = None,
     memory_budget: BudgetLike = None,
-    precision: str = "float32",
+    precision: Optional[str] = None,
 ) -> TensorOrTuple:
     r"""Batched Hessian-vector products ``H_b v`` for every sample ``b``.
 
@@ -78,7 +78,8 @@ def hvp(
             Default: None
         precision (str, optional): ``"float32"``, ``"tf32"`` or ``"bfloat16"``
             (float32 models only; see docs/design.md, "Precision").
-            Default: ``"float32"``
+            Default: None (the innermost ``hvp_precision`` block, else
+            ``"float32"``)
 
     Returns:
         Tensor or tuple[Tensor, ...]: The products, in the structure and shape
@@ -161,7 +162,7 @@ def hessian(
     chunk_size: Optional[int] = None,
     max_features: int = DEFAULT_MAX_DENSE_FEATURES,
     memory_budget: BudgetLike = None,
-    precision: str = "float32",
+    precision: Optional[str] = None,
 ) -> Tensor:
     r"""Per-sample Hessians ``(B, F, F)``, or group Hessians ``P^T H P``.
 

@@ -114,3 +114,39 @@ def test_precision_restores_tf32_flags():
     for precision in ("float32", "tf32", "bfloat16"):
         hvp(model, x, torch.randn_like(x), target=0, precision=precision)
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_hvp_precision_block_reaches_methods_and_stays_within_the_bound():
+    from captum_higher_order import CrossDerivatives
+    from captum_higher_order.hessian import hvp_precision
+
+    model32, model64 = small_cnn(dtype=torch.float32), small_cnn()
+    x = torch.randn(3, 1, 8, 8)
+    mask = torch.arange(64).reshape(1, 1, 8, 8) // 16  # 4 groups
+    exact = CrossDerivatives(model64).attribute(x.double(), target=1, feature_mask=mask)
+    plain = CrossDerivatives(model32).attribute(x, target=1, feature_mask=mask)
+    with hvp_precision("bfloat16"):
+        reduced = CrossDerivatives(model32).attribute(x, target=1, feature_mask=mask)
+        # float64 work inside the block is not refused and stays exact
+        again64 = CrossDerivatives(model64).attribute(x.double(), target=1, feature_mask=mask)
+    scale = exact.flatten(1).norm(dim=1)
+    err_plain = ((plain.double() - exact).flatten(1).norm(dim=1) / scale).max()
+    err_reduced = ((reduced.double() - exact).flatten(1).norm(dim=1) / scale).max()
+    assert float(err_plain) < 1e-5
+    # the block really lowered the precision: the error is bfloat16-sized
+    assert 1e-5 < float(err_reduced) < BF16_CNN_BOUND
+    torch.testing.assert_close(again64, exact, rtol=1e-12, atol=1e-14)
+
+
+def test_explicit_precision_wins_over_the_block():
+    from captum_higher_order.hessian import hvp_precision
+
+    model = small_cnn(dtype=torch.float32)
+    x = torch.randn(2, 1, 8, 8)
+    plain = hessian(model, x, target=0)
+    with hvp_precision("bfloat16"):
+        explicit = hessian(model, x, target=0, precision="float32")
+    torch.testing.assert_close(explicit, plain, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="Unknown precision"):
+        with hvp_precision("fp8"):
+            pass
