@@ -20,7 +20,13 @@ from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["PRECISIONS", "check_precision", "hvp_precision", "precision_context", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "check_precision",
+    "hvp_precision",
+    "precision_context",
+    "resolve_precision",
+]
 
 PRECISIONS = ("float32", "tf32", "bfloat16")
 
