@@ -337,7 +337,7 @@ def planted_products(
     ``|c_S| ~ U(1, 2)`` with a random sign, so every planted term is
     visible. The mixed partial of a product over exactly the set ``S`` is
     ``c_S``, and any set that is not a subset of a planted ``S`` has a zero
-    cross derivative everywhere: the DESIGN's "sums of planted products" oracle.
+    cross derivative everywhere: the "sums of planted products" oracle.
 
     Args:
         num_features (int, optional): Input dimension ``d``. Default: 10
