@@ -68,11 +68,14 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu") -> Tuple[object, 
     """``fn()``'s result and the peak extra memory it used, in MiB.
 
     CUDA: ``max_memory_allocated`` after a reset, minus what was allocated
-    before. CPU (Linux): ``fn`` runs once more in a forked child, whose resident
-    high-water mark (``VmHWM``, reset to the current RSS through
-    ``/proc/self/clear_refs``) minus its RSS before is the peak; a fresh process,
-    because the parent's allocator keeps freed memory and would hide a repeat's
-    peak. NaN where that is not available."""
+    before. CPU (Linux, glibc): the resident high-water mark (``VmHWM``, reset
+    to the current RSS through ``/proc/self/clear_refs``) minus the RSS before.
+    So that freed memory goes back to the system and a repeat's peak is not
+    hidden in the allocator's free lists, large blocks are mmap-ed
+    (``mallopt(M_MMAP_THRESHOLD)``, which also stops glibc raising the
+    threshold) and the heap is trimmed before measuring. (A forked child would
+    start clean, but forking a process whose OpenMP pool has run can hang.)
+    NaN where that is not available."""
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -80,31 +83,27 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu") -> Tuple[object, 
         out = fn()
         torch.cuda.synchronize()
         return out, (torch.cuda.max_memory_allocated() - base) / 2**20
+    if not _return_freed_memory():
+        return fn(), float("nan")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    before = _status_kib("VmRSS")
     out = fn()
-    return out, _cpu_peak_in_child(fn)
+    return out, (_status_kib("VmHWM") - before) / 1024
 
 
-def _cpu_peak_in_child(fn: Callable[[], object]) -> float:
-    import multiprocessing as mp
+def _return_freed_memory() -> bool:
+    """mmap every block over 64 KiB and trim the heap; False off glibc/Linux."""
+    import ctypes
+    import ctypes.util
 
     try:
-        ctx = mp.get_context("fork")
-    except ValueError:
-        return float("nan")
-    receive, send = ctx.Pipe(duplex=False)
-
-    def child() -> None:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # VmHWM := VmRSS
-            before = _status_kib("VmRSS")
-            fn()
-            send.send((_status_kib("VmHWM") - before) / 1024)
-        except Exception:
-            send.send(float("nan"))
-
-    proc = ctx.Process(target=child)
-    proc.start()
-    value = receive.recv() if receive.poll(3600) else float("nan")
-    proc.join()
-    return float(value)
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_mmap_threshold = -3
+        if not libc.mallopt(m_mmap_threshold, 64 * 1024):
+            return False
+        libc.malloc_trim(0)
+        _status_kib("VmRSS")
+        return True
+    except (OSError, AttributeError, KeyError):
+        return False
