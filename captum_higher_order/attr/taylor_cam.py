@@ -62,7 +62,15 @@ from captum_higher_order.attr._region_pairs import RegionPairs, pair_centers, to
 from captum_higher_order.attr._taylor_cam_regions import region_groups
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
 from captum_higher_order.hessian.budget import resolve_budget
-from captum_higher_order.hessian.engine import Engine, make_problem, warn_if_zero_curvature
+from captum_higher_order.hessian.engine import (
+    Engine,
+    check_mode,
+    is_oom,
+    make_problem,
+    warn_if_zero_curvature,
+)
+from captum_higher_order.hessian.precision import resolve_precision
+from captum_higher_order.hessian.recorded import RecordedGradient
 
 __all__ = ["TaylorCAM", "RegionPairs", "top_region_pairs", "pair_centers"]
 
@@ -264,33 +272,27 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         self._check_single_device()
         check_objective(objective)
         check_objective(first_order_objective)
+        check_mode(mode)
         check_model_state(self.forward_func)
         fmt = format_inputs(inputs, additional_forward_args)
         target_t = format_target(target, fmt.batch_size)
 
         rec = self._record(fmt, to_input)
         target_t = _resolve_target(rec.output.detach(), target_t, objective)
-        grad_cam = None
-        if first_order:
-            grad_cam = _grad_cam(rec, target_t, first_order_objective)
-        activation, tail_bytes = rec.activation, rec.tail_bytes
-        del rec  # frees the first-order graph before the HVPs
-
+        grad_cam = _grad_cam(rec, target_t, first_order_objective) if first_order else None
         input_grid = tuple(fmt.inputs[0].shape[2:]) if fmt.inputs[0].dim() > 2 else ()
-        groups = region_groups(regions, activation, input_grid)
-        num = groups.num_groups
-        try:
-            check_dense_size(num, max_regions, "TaylorCAM's pair map")
-        except ValueError as err:
-            raise ValueError(
-                f"{err} For TaylorCAM, group the layer's cells with `regions` "
-                "(or raise `max_regions`)."
-            ) from None
+        groups = _checked_groups(regions, rec.activation, input_grid, max_regions)
         if chunk_size is None:
-            chunk_size = _budget_chunk(activation, tail_bytes, num)
-        cross = self._batched_cross_terms(
-            fmt, activation, target_t, objective, groups, to_input, mode, chunk_size
-        )
+            chunk_size = _budget_chunk(rec.activation, rec.tail_bytes, groups.num_groups)
+        cross = None
+        if mode in ("auto", "rev_rev") and _engine_precision(rec.activation) == "float32":
+            cross = _tail_cross_terms(rec, target_t, objective, groups, chunk_size)
+        activation = rec.activation
+        del rec  # frees the recorded graph before any pass through the whole network
+        if cross is None:
+            cross = self._batched_cross_terms(
+                fmt, activation, target_t, objective, groups, to_input, mode, chunk_size
+            )
         warn_if_zero_curvature(cross, objective)
         return cross, grad_cam
 
@@ -410,8 +412,11 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         chunk_size: int,
     ) -> Tensor:
         """``M[b, a, s] = sum_{r in a} sum_k A[k, r] (H_b 1_s)[k, r]`` from one
-        engine call vectorised over the indicators ``1_s``."""
-        batch, dtype, device = activation.shape[0], activation.dtype, activation.device
+        engine call vectorised over the indicators ``1_s``, through the whole
+        network: the layers before ``layer`` run again (their output is then
+        replaced by the recorded activation). Used for the forward-mode modes
+        (``fwd_rev``, ``ggn``), reduced precision, and when the recorded tail
+        has no double backward."""
         state: Dict[str, Any] = {"calls": 0}
 
         def replace(value: Tensor) -> Tensor:
@@ -425,16 +430,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             return run_forward(self.forward_func, fmt.inputs, fmt.additional_forward_args)
 
         problem = make_problem(score_of_activation, activation, target, None, objective, mode)
-        flat_activation = activation.reshape(batch, -1)
-
-        def make(start: int, stop: int) -> Tuple[Tensor, ...]:
-            ind = groups.indicators(start, stop, batch, dtype, device)  # (k, B, C*S)
-            return (ind.view(stop - start, *activation.shape),)
-
-        def reduce(products: Tuple[Tensor, ...]) -> Tensor:
-            hv = products[0].reshape(products[0].shape[0], batch, -1)
-            return groups.project(flat_activation * hv)  # (k, B, R)
-
+        make, reduce = _cell_vectors(groups, activation)
         handle = self._register(replace, to_input)
         try:
             rows = Engine(problem, mode).apply(make, groups.num_groups, chunk_size, reduce)
@@ -468,7 +464,8 @@ def _grad_cam(rec: _Recording, target: Optional[Tensor], objective: str) -> Tens
     of the activation channels (no ReLU)."""
     with torch.enable_grad():
         score = select_objective(rec.output, target, objective).sum()
-        (grad,) = torch.autograd.grad(score, rec.leaf, allow_unused=True)
+        # retain_graph: the second-order products may reuse the recorded tail.
+        (grad,) = torch.autograd.grad(score, rec.leaf, allow_unused=True, retain_graph=True)
     if grad is None:
         grad = torch.zeros_like(rec.activation)
     weights = torch.mean(grad, dim=tuple(range(2, grad.dim())), keepdim=True)
@@ -488,3 +485,79 @@ def _budget_chunk(activation: Tensor, tail_bytes: int, num: int) -> int:
     per_vector = 3 * tail_bytes + 4 * activation.numel() * activation.element_size()
     budget = resolve_budget(None, activation.device)
     return int(max(1, min(num, budget // max(per_vector, 1))))
+
+
+def _engine_precision(activation: Tensor) -> str:
+    """The precision the engine would run at here (an ``hvp_precision`` block
+    applies to float32 activations)."""
+    return resolve_precision(None, activation.dtype)
+
+
+def _checked_groups(
+    regions: Optional[Tensor], activation: Tensor, input_grid: Tuple[int, ...], max_regions: int
+) -> FeatureGroups:
+    groups = region_groups(regions, activation, input_grid)
+    try:
+        check_dense_size(groups.num_groups, max_regions, "TaylorCAM's pair map")
+    except ValueError as err:
+        raise ValueError(
+            f"{err} For TaylorCAM, group the layer's cells with `regions` "
+            "(or raise `max_regions`)."
+        ) from None
+    return groups
+
+
+def _cell_vectors(
+    groups: FeatureGroups, activation: Tensor
+) -> Tuple[Callable[[int, int], Tuple[Tensor, ...]], Callable[[Tuple[Tensor, ...]], Tensor]]:
+    """The engine's ``make_vectors`` (indicators ``1_s`` of regions
+    ``start..stop-1``, ``(k, B, C, *grid)``) and ``reduce`` (``(k, B, R)``:
+    ``sum_{r in a} sum_k A[k, r] (H 1_s)[k, r]`` per row region ``a``)."""
+    batch, dtype, device = activation.shape[0], activation.dtype, activation.device
+    flat_activation = activation.reshape(batch, -1)
+
+    def make(start: int, stop: int) -> Tuple[Tensor, ...]:
+        ind = groups.indicators(start, stop, batch, dtype, device)  # (k, B, C*S)
+        return (ind.view(stop - start, *activation.shape),)
+
+    def reduce(products: Tuple[Tensor, ...]) -> Tensor:
+        hv = products[0].reshape(products[0].shape[0], batch, -1)
+        return groups.project(flat_activation * hv)  # (k, B, R)
+
+    return make, reduce
+
+
+def _tail_cross_terms(
+    rec: _Recording,
+    target: Optional[Tensor],
+    objective: str,
+    groups: FeatureGroups,
+    chunk_size: int,
+) -> Optional[Tensor]:
+    """``M`` from the recorded tail alone: reverse-over-reverse products
+    through the graph of the layers after ``layer`` (recorded once, with the
+    layers before it under ``no_grad``), so nothing before the layer runs again.
+
+    Returns None when the recorded tail has no double backward (an operator
+    without one, a fused attention kernel): the caller then goes through the
+    whole network, where ``auto`` can use forward-over-reverse."""
+    try:
+        with torch.enable_grad():
+            score = select_objective(rec.output, target, objective).sum()
+        recorded = RecordedGradient(score, [rec.leaf])
+        # The problem fixes batch, dtype, device and precision for the engine;
+        # the recorded kernel never calls its forward.
+        problem = make_problem(_no_forward, rec.activation, target, None, objective, "rev_rev")
+        make, reduce = _cell_vectors(groups, rec.activation)
+        rows = Engine(problem, "rev_rev", rev_rev=recorded).apply(
+            make, groups.num_groups, chunk_size, reduce
+        )
+    except RuntimeError as err:
+        if is_oom(err):
+            raise
+        return None  # e.g. an operator without double backward
+    return rows.permute(1, 2, 0)  # rows[s, b, a] -> M[b, a, s]
+
+
+def _no_forward(*args: Any) -> Tensor:
+    raise RuntimeError("TaylorCAM's recorded tail never re-runs the model.")  # pragma: no cover
