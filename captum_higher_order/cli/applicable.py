@@ -43,7 +43,7 @@ def skip_reason(spec: MethodSpec, where: Situation) -> Optional[str]:
         try:
             DTDRootCheck(where.model, rule="z+")  # reads the layers, computes nothing
         except Exception as err:  # the reason is shown to the user
-            return f"DTD does not support this model ({one_line(err, 120)})"
+            return one_line(err, 110)
     return None
 
 

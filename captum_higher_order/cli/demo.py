@@ -24,6 +24,7 @@ from captum_higher_order.cli.common import CLIError, device_from_flag, one_line,
 from captum_higher_order.cli.figures import image_figures, split_output
 from captum_higher_order.cli.flags import add_common
 from captum_higher_order.cli.inputs import block_mask, layer_grid
+from captum_higher_order.cli.method_args import per_method
 from captum_higher_order.cli.registry import METHODS, resolve_methods
 from captum_higher_order.cli.runner import run_methods
 from captum_higher_order.cli.runners import Context
@@ -89,6 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
         n_steps=8 if smoke() else 16, seed=args.seed,
         objective=None if args.objective == "auto" else args.objective,
         default_objectives={s.name: s.objective for s in METHODS.values() if s.objective},
+        extra=per_method(args.method_arg, specs),
     )
     start = time.perf_counter()
     outcome = run_methods(specs, ctx, show_progress=not args.quiet)

@@ -23,6 +23,7 @@ from captum_higher_order.cli.common import CLIError, device_from_flag, smoke, ve
 from captum_higher_order.cli.figures import image_figures, split_output, tabular_figures
 from captum_higher_order.cli.inputs import grid_mask, layer_grid, load_input
 from captum_higher_order.cli.loading import check_output, find_layer, load_model
+from captum_higher_order.cli.method_args import per_method
 from captum_higher_order.cli.registry import METHODS, MethodSpec, resolve_methods
 from captum_higher_order.cli.runner import Outcome, run_methods
 from captum_higher_order.cli.runners import Context
@@ -180,6 +181,7 @@ def run_explain(args: argparse.Namespace) -> int:
         n_samples=args.n_samples or (64 if smoke() else 256), sigma=args.sigma,
         n_steps=8 if smoke() else 16, seed=args.seed, objective=scores.objective,
         default_objectives={s.name: s.objective for s in METHODS.values() if s.objective},
+        extra=per_method(args.method_arg, specs),
     )
     outcome = run_methods(specs, ctx, show_progress=not args.quiet)
     cells = layer_grid(model, layer, x) if layer is not None and display is not None else None

@@ -14,7 +14,7 @@ OBJECTIVES = ("auto", "output", "log_softmax", "softmax", "cross_entropy")
 
 def add_common(p: argparse.ArgumentParser, model: bool, out: str,
                objective_default: Optional[str] = "auto") -> None:
-    """``--method --device --seed --n-samples --quiet/--no-progress --out --objective``
+    """``--method --method-arg --device --seed --n-samples --quiet/--no-progress --out --objective``
     (and ``--model --weights`` when the subcommand takes a user's model)."""
     names = ", ".join(METHODS)
     p.add_argument(
@@ -30,6 +30,10 @@ def add_common(p: argparse.ArgumentParser, model: bool, out: str,
                        "path/to/file.py:CALLABLE returning an nn.Module (or naming one)")
         p.add_argument("--weights", default=None,
                        help="state-dict file, or a torchvision weights name (DEFAULT)")
+    p.add_argument("--method-arg", action="append", default=[], metavar="[METHOD.]KEY=VALUE",
+                   help="a keyword of the methods' attribute(), e.g. lambda2=8 or "
+                   "integrated_hessians.n_steps=64 (repeatable; without METHOD. it goes to "
+                   "every chosen method that takes KEY)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed for stochastic methods [0]")
     p.add_argument("--n-samples", type=int, default=None,

@@ -13,7 +13,6 @@ shard of the batches::
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -24,6 +23,7 @@ from captum_higher_order.cli.common import CLIError, device_from_flag, versions
 from captum_higher_order.cli.flags import add_common
 from captum_higher_order.cli.global_report import distributed, report
 from captum_higher_order.cli.loading import EMBEDDED_MODELS, load_model, read_tensor_file
+from captum_higher_order.cli.method_args import per_method
 from captum_higher_order.cli.registry import MethodSpec, for_subcommand, resolve_methods
 from captum_higher_order.cli.summary import cell_names
 from captum_higher_order.dataset import REDUCTIONS, CheckpointError, explain_dataset
@@ -62,8 +62,6 @@ def add_global_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="group image pixels into PATCH x PATCH blocks (feature_mask)")
     p.add_argument("--feature-mask", help=".pt/.npy integer group ids (broadcastable to one "
                                           "sample with a leading 1)")
-    p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra keyword for attribute(), e.g. n_samples=64 (repeatable)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--checkpoint", help="checkpoint file: resumes if it exists")
     p.add_argument("--checkpoint-every", type=int, default=20, help="batches [20]")
@@ -139,19 +137,6 @@ def _one_method(names: Optional[List[str]]) -> MethodSpec:
     return specs[0]
 
 
-def _method_args(items: List[str]) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise CLIError(f"--method-arg takes KEY=VALUE, got {item!r}.")
-        try:
-            kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value  # a plain string
-    return kwargs
-
-
 def _feature_mask(args: argparse.Namespace, x: Tensor) -> Optional[Tensor]:
     if args.patch is not None and args.feature_mask is not None:
         raise CLIError("pass either --patch or --feature-mask, not both.")
@@ -178,7 +163,7 @@ def _feature_mask(args: argparse.Namespace, x: Tensor) -> Optional[Tensor]:
 def method_kwargs(args: argparse.Namespace, spec: MethodSpec, x: Tensor,
                   objective: str) -> Dict[str, Any]:
     """``attribute()`` keywords: ``--method-arg``, the objective, the feature mask."""
-    kwargs = _method_args(args.method_arg)
+    kwargs = per_method(args.method_arg, [spec])[spec.name]
     if spec.objective is not None:
         kwargs.setdefault("objective", objective)
     if args.n_samples is not None and spec.name == "smooth_hess":

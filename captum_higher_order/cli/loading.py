@@ -47,7 +47,7 @@ def _import_file(path: str) -> Any:
     return module
 
 
-def _import_module(name: str) -> Any:
+def _import_module(name: str, attr: str) -> Any:
     """Import ``name``; modules in the current directory are found too (the
     console script's ``sys.path`` does not contain it)."""
     cwd = os.getcwd()
@@ -63,7 +63,7 @@ def _import_module(name: str) -> Any:
             hint = f" torchvision is not installed: {VISION_HINT}."
         elif missing and name.startswith(missing):
             hint = (f" No module {missing!r} on the path or in {cwd}; for a file, pass "
-                    f"path/to/{name.replace('.', '/')}.py:CALLABLE.")
+                    f"--model path/to/{name.replace('.', '/')}.py:{attr}.")
         raise CLIError(f"cannot import {name!r} for --model: {one_line(err)}.{hint}") from None
     except Exception as err:
         raise CLIError(f"importing {name!r} (--model) failed: {one_line(err)}") from None
@@ -81,7 +81,7 @@ def import_object(spec: str) -> Any:
     if module_name.endswith(".py"):
         module = _import_file(module_name)
     else:
-        module = _import_module(module_name)
+        module = _import_module(module_name, attr_path)
     obj: Any = module
     for part in attr_path.split("."):
         if not hasattr(obj, part):

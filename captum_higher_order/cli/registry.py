@@ -11,7 +11,7 @@ call :attr:`MethodSpec.run` on one batch; ``global`` builds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from captum.attr import IntegratedGradients, Saliency
 from torch import Tensor
@@ -50,7 +50,7 @@ class MethodSpec:
     name: str
     label: str
     kind: str
-    cls: type
+    cls: Any
     description: str
     run: Callable[[r.Context], Tensor]
     subcommands: Tuple[str, ...] = _LOCAL

@@ -51,6 +51,7 @@ class Context:
     cache: Dict[str, Any] = field(default_factory=dict)
     owners: Dict[str, str] = field(default_factory=dict)
     settings: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    extra: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     current: str = ""
 
     def objective_for(self, name: str) -> str:
@@ -101,6 +102,9 @@ def plain_settings(kwargs: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _call(ctx: Context, name: str, method: Any, **kwargs: Any) -> Any:
+    kwargs.update(ctx.extra.get(name, {}))  # --method-arg wins over the CLI's settings
+    if name == "smooth_hess":
+        kwargs.update(ctx.extra.get("smoothgrad", {}))
     ctx.settings[name] = plain_settings(kwargs)
     if "feature_mask" in kwargs:
         ctx.settings[name]["feature_mask"] = kwargs["feature_mask"] is not None
