@@ -134,13 +134,22 @@ def _meta(args: argparse.Namespace, scores: Scores, ctx: Context, outcome: Outco
     }
 
 
+def _row_labels(scores: Scores) -> List[str]:
+    """``sample 0: target 3, predicted 5`` (class outputs) or ``sample 0: output 0.12``."""
+    if scores.classes == 1 or scores.target is None:
+        return [f"sample {i}: output {float(o.flatten()[0]):.3g}"
+                for i, o in enumerate(scores.out)]
+    return [f"sample {i}: target {int(t)}, predicted {int(o.argmax())}"
+            for i, (t, o) in enumerate(zip(scores.target, scores.out))]
+
+
 def _write(args: argparse.Namespace, x: Tensor, display: Optional[Tensor],
            outcome: Outcome, names: List[str], cells: Optional[Tuple[int, ...]],
-           mask: Optional[Tensor], meta: Dict[str, Any]) -> List[str]:
+           mask: Optional[Tensor], meta: Dict[str, Any], rows: List[str]) -> List[str]:
     paths = split_output(args.out, "explain_out", "explain")
     if display is not None:
         written = image_figures(
-            display, outcome.results, [f"sample {i}" for i in range(len(x))], cells, names,
+            display, outcome.results, rows, cells, names,
             None if mask is None else mask[0, 0].cpu(), paths,
         )
     else:
@@ -188,7 +197,8 @@ def run_explain(args: argparse.Namespace) -> int:
     names = feature_names(int(x[0].numel()), None if grid is None else (grid, grid))
     _print_summary(x, scores, outcome.results, names, grid, cells)
     meta = _meta(args, scores, ctx, outcome, skipped, grid)
-    return _report(outcome, _write(args, x, display, outcome, names, cells, mask, meta))
+    written = _write(args, x, display, outcome, names, cells, mask, meta, _row_labels(scores))
+    return _report(outcome, written)
 
 
 def add_explain_parser(sub: Any, add_common: Any) -> argparse.ArgumentParser:

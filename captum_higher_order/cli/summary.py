@@ -50,6 +50,8 @@ def map_line(label: str, res: Tensor) -> str:
 
 def pair_line(label: str, res: Tensor, names: Sequence[str], what: str) -> str:
     """The three strongest pairs of one sample's ``(G, G)`` result."""
+    if res.shape[-1] < 2:
+        return f"  {label}: only one {'cell' if what else 'feature'}, no pairs"
     top = viz.top_interactions(res, k=3)
     return f"  {label} top {what}pairs: {pair_text(top, names)}"
 
