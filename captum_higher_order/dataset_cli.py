@@ -8,6 +8,7 @@ Kept so that ``from captum_higher_order.dataset_cli import run_global`` and
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import List, Optional
 
 from captum_higher_order.cli.global_ import (
@@ -18,6 +19,12 @@ from captum_higher_order.cli.global_ import (
     run_global,
 )
 from captum_higher_order.cli.runners import ExactHessian
+
+warnings.warn(
+    "captum_higher_order.dataset_cli moved to captum_higher_order.cli.global_ "
+    "(python -m captum_higher_order.cli global ...); the old path will be removed.",
+    DeprecationWarning, stacklevel=2,
+)
 
 __all__ = ["METHOD_NAMES", "EMBEDDED_MODELS", "ExactHessian", "add_global_parser",
            "load_dataset", "run_global", "main"]

@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo_parser(sub)
     add_explain_parser(sub, add_common)
-    sub.add_parser("methods", help="list the methods, their kinds, aliases and subcommands")
+    methods = sub.add_parser("methods", help="list the methods, their kinds, aliases and "
+                             "subcommands")
+    methods.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                         help="accepted for symmetry with the other subcommands")
     add_global_parser(sub)  # dataset-level interactions
     return parser
 

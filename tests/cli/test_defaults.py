@@ -15,7 +15,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from captum_higher_order import DTDRootCheck, zoo
-from captum_higher_order.cli import main
+from captum_higher_order.cli import build_parser, main
 from captum_higher_order.cli.registry import lookup, resolve_methods
 from captum_higher_order.version import __version__
 
@@ -220,3 +220,23 @@ def test_no_arguments_prints_help_and_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"captum-ho {__version__}"
+
+
+def test_old_dataset_cli_path_still_works_and_warns():
+    import importlib
+
+    from captum_higher_order.cli import global_
+
+    sys.modules.pop("captum_higher_order.dataset_cli", None)
+    with pytest.warns(DeprecationWarning, match="captum_higher_order.cli.global_"):
+        old = importlib.import_module("captum_higher_order.dataset_cli")
+    assert old.run_global is global_.run_global
+    assert old.add_global_parser is global_.add_global_parser
+
+
+def test_quiet_is_accepted_by_every_subcommand():
+    parser = build_parser()
+    for argv in (["demo"], ["explain", "--model", "m:f", "--input", "x.pt"],
+                 ["global", "--model", "planted_mlp"], ["methods"]):
+        assert parser.parse_args([*argv, "--quiet"]).quiet is True
+        assert parser.parse_args([*argv, "--no-progress"]).quiet is True
