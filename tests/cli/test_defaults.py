@@ -240,3 +240,29 @@ def test_quiet_is_accepted_by_every_subcommand():
                  ["global", "--model", "planted_mlp"], ["methods"]):
         assert parser.parse_args([*argv, "--quiet"]).quiet is True
         assert parser.parse_args([*argv, "--no-progress"]).quiet is True
+
+
+def test_one_column_output_is_explained_as_the_output(tmp_path, row):
+    # (B, 1) scores: class objectives would be constant (log_softmax of one logit is 0)
+    (tmp_path / "col.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 1))\n"
+    )
+    code = main(["explain", "--model", f"{tmp_path / 'col.py'}:build", "--input", str(row),
+                 "--method", "cross_derivatives,ig", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    saved = _load(tmp_path / "explain.pt")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
+    x = torch.tensor([ROW])
+    h = torch.autograd.functional.hessian(lambda v: model(v.view(1, 8))[0, 0], x[0])
+    off = ~torch.eye(8, dtype=torch.bool)
+    torch.testing.assert_close(saved["cross_derivatives"][0][off], h[off], rtol=1e-4, atol=1e-6)
+    assert float(h[off].abs().max()) > 1e-3  # not the zero a class objective would give
+    torch.testing.assert_close(saved["ig"], IntegratedGradients(model).attribute(
+        x, target=0, n_steps=16))
+    assert saved["meta"]["target"].tolist() == [0]
+    assert saved["meta"]["settings"]["cross_derivatives"]["objective"] == "output"
