@@ -193,7 +193,9 @@ def run_explain(args: argparse.Namespace) -> int:
         extra=per_method(args.method_arg, specs),
     )
     outcome = run_methods(specs, ctx, show_progress=not args.quiet)
-    cells = layer_grid(model, layer, x) if layer is not None and display is not None else None
+    cells = None
+    if "taylor_cam" in outcome.results and layer is not None:
+        cells = layer_grid(model, layer, x)  # TaylorCAM's cells, named (row,col)
     names = feature_names(int(x[0].numel()), None if grid is None else (grid, grid))
     _print_summary(x, scores, outcome.results, names, grid, cells)
     meta = _meta(args, scores, ctx, outcome, skipped, grid)
