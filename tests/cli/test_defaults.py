@@ -266,3 +266,14 @@ def test_one_column_output_is_explained_as_the_output(tmp_path, row):
         x, target=0, n_steps=16))
     assert saved["meta"]["target"].tolist() == [0]
     assert saved["meta"]["settings"]["cross_derivatives"]["objective"] == "output"
+
+
+def test_python_dash_m_runs_the_same_command():
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-m", "captum_higher_order.cli", "--version"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == f"captum-ho {__version__}"
+    run = subprocess.run([sys.executable, "-m", "captum_higher_order.cli"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "usage: captum-ho" in run.stdout
