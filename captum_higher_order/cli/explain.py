@@ -181,7 +181,8 @@ def run_explain(args: argparse.Namespace) -> int:
     layer = find_layer(model, args.layer) if any(s.needs_layer for s in requested) else None
     mask, grid = pair_grouping(args.grid, x, requested)
     specs, skipped = applicable.choose(
-        requested, bool(args.method), applicable.Situation(model, layer, int(x[0].numel()), mask))
+        requested, bool(args.method),
+        applicable.Situation(model, layer, int(x[0].numel()), mask, x, scores.target))
     line = applicable.skipped_line(skipped)
     if line:
         print(line)

@@ -277,3 +277,39 @@ def test_python_dash_m_runs_the_same_command():
     run = subprocess.run([sys.executable, "-m", "captum_higher_order.cli"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "usage: captum-ho" in run.stdout
+
+
+class _Residual(torch.nn.Module):
+    """conv -> relu -> conv, plus the skip connection: not a chain of its modules."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.relu = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(2, 1, 3, padding=1)
+        self.flat = torch.nn.Flatten()
+        self.fc = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.relu(x + self.conv2(self.relu(self.conv1(x))))))
+
+
+def test_default_set_probes_dtd_on_one_sample():
+    from captum_higher_order.cli.applicable import Situation, choose
+
+    model = _Residual().eval()
+    x = torch.rand(2, 1, 4, 4)
+    target = model(x).argmax(1)
+    try:
+        DTDRootCheck(model).attribute(x[:1], target=target[:1])
+        dtd_runs = True
+    except Exception:
+        dtd_runs = False
+    where = Situation(model, model.conv2, 16, None, x, target)
+    chosen, skipped = choose(resolve_methods(None), False, where)
+    assert ("dtd" in skipped) is not dtd_runs
+    assert ("dtd" in {s.name for s in chosen}) is dtd_runs
+    # asked for by name, DTD is not probed: it runs and, if it fails, is reported as FAILED
+    chosen, skipped = choose([lookup("dtd")], True, where)
+    assert [s.name for s in chosen] == ["dtd"] and skipped == {}
