@@ -11,9 +11,11 @@ import torch
 
 from captum_higher_order.version import __version__
 
-__all__ = ["CLIError", "SMOKE_ENV", "smoke", "device_from_flag", "format_seconds", "versions",
-           "one_line"]
+__all__ = ["CLIError", "SMOKE_ENV", "TRACEBACK_ENV", "smoke", "device_from_flag",
+           "format_seconds", "versions", "one_line"]
 
+#: Set to 1 to get the Python traceback of a failure instead of its one-line summary.
+TRACEBACK_ENV = "CAPTUM_HO_TRACEBACK"
 #: Set to 1 by the test suite and ``make`` smoke targets: fewer samples and path steps.
 SMOKE_ENV = "CAPTUM_HO_SMOKE"
 

@@ -13,13 +13,20 @@ shard of the batches::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from captum_higher_order.cli.common import CLIError, device_from_flag, versions
+from captum_higher_order.cli.common import (
+    TRACEBACK_ENV,
+    CLIError,
+    device_from_flag,
+    one_line,
+    versions,
+)
 from captum_higher_order.cli.flags import add_common
 from captum_higher_order.cli.global_report import distributed, report
 from captum_higher_order.cli.loading import EMBEDDED_MODELS, load_model, read_tensor_file
@@ -251,3 +258,9 @@ def run_global(args: argparse.Namespace) -> int:
     except (CLIError, CheckpointError, ValueError, TypeError, FileNotFoundError) as err:
         print(f"captum-ho global: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # the model or the method broke: one line, not a traceback
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"captum-ho global: failed: {one_line(err)} (set {TRACEBACK_ENV}=1 for the "
+              "traceback)", file=sys.stderr)
+        return 1

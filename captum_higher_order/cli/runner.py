@@ -4,7 +4,9 @@ methods is said to be shared rather than timed as 0 s."""
 
 from __future__ import annotations
 
+import os
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -12,7 +14,7 @@ from typing import Dict, List, Optional, Sequence
 from torch import Tensor
 
 from captum_higher_order._progress import progress_bar, showing_progress
-from captum_higher_order.cli.common import format_seconds, one_line
+from captum_higher_order.cli.common import TRACEBACK_ENV, format_seconds, one_line
 from captum_higher_order.cli.registry import METHODS, MethodSpec
 from captum_higher_order.cli.runners import Context
 
@@ -52,6 +54,8 @@ def _run_one(spec: MethodSpec, ctx: Context, outcome: Outcome) -> None:
             outcome.results[spec.name] = spec.run(ctx).detach().cpu()
     except Exception as err:  # reported per method; the other methods still run
         outcome.failures[spec.name] = one_line(err)
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
         return
     outcome.seconds[spec.name] = time.perf_counter() - start
     if owner_before is not None and owner_before != spec.name:

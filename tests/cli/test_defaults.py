@@ -313,3 +313,18 @@ def test_default_set_probes_dtd_on_one_sample():
     # asked for by name, DTD is not probed: it runs and, if it fails, is reported as FAILED
     chosen, skipped = choose([lookup("dtd")], True, where)
     assert [s.name for s in chosen] == ["dtd"] and skipped == {}
+
+
+def test_global_method_failure_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    # data with 5 features for the 8-feature MLP: the forward itself breaks
+    torch.save(torch.randn(4, 5), tmp_path / "five.pt")
+    argv = ["global", "--model", "planted_mlp", "--data", str(tmp_path / "five.pt"),
+            "--quiet", "--out", str(tmp_path / "o")]
+    monkeypatch.delenv("CAPTUM_HO_TRACEBACK", raising=False)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("captum-ho global: failed: RuntimeError: ")
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("CAPTUM_HO_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        main(argv)
