@@ -11,7 +11,7 @@ chain with a shape error).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -86,26 +86,33 @@ def verify_tape(model: nn.Module, tape: Tape, inputs: Tuple[Tensor, ...],
     where they part."""
     model_out, calls = _record(model, tape, inputs, additional_forward_args)
     slots: Dict[int, Tensor] = {0: inputs[0].detach()}
-    checked = set()
+    checked_in: Set[int] = set()
+    checked_out: Set[int] = set()
 
     def check_units(ready: int) -> None:
+        # A unit's input is checked as soon as it exists (before the tape uses it),
+        # its output once the tape has computed it.
         for i, unit in enumerate(tape.units):
-            if i in checked:
-                continue
-            if (unit.in_slot is not None and unit.in_slot > ready) or (
-                    unit.out_slot is not None and unit.out_slot > ready):
-                continue
-            checked.add(i)
-            _check_unit(unit.name, type(unit.module).__name__, calls[unit.name],
-                        None if unit.in_slot is None else slots[unit.in_slot],
-                        None if unit.out_slot is None else slots[unit.out_slot])
+            kind = type(unit.module).__name__
+            if i not in checked_in and (unit.in_slot is None or unit.in_slot <= ready):
+                checked_in.add(i)
+                _check_input(unit.name, kind, calls[unit.name],
+                             None if unit.in_slot is None else slots[unit.in_slot])
+            if i not in checked_out and unit.out_slot is not None and unit.out_slot <= ready:
+                checked_out.add(i)
+                _check_output(unit.name, kind, calls[unit.name][0][1], slots[unit.out_slot])
 
     check_units(0)
     with torch.no_grad():
         for node in tape.nodes:
             xs = [slots[s] for s in node.src]
             op = node.op
-            slots[node.dst] = op.apply(*xs) if isinstance(op, AddOp) else op.apply(xs[0])
+            try:
+                slots[node.dst] = op.apply(*xs) if isinstance(op, AddOp) else op.apply(xs[0])
+            except RuntimeError as err:
+                raise _not_a_chain(
+                    f"Module {node.modules[0]!r} cannot be applied to the output of the "
+                    f"modules registered before it ({err}).") from None
             check_units(node.dst)
     check_units(tape.n_slots)
     out = slots[tape.nodes[-1].dst]
@@ -116,16 +123,18 @@ def verify_tape(model: nn.Module, tape: Tape, inputs: Tuple[Tensor, ...],
     return model_out, slots
 
 
-def _check_unit(name: str, kind: str, calls: List[Tuple[Tensor, Tensor]],
-                expected_in: Optional[Tensor], expected_out: Optional[Tensor]) -> None:
+def _check_input(name: str, kind: str, calls: List[Tuple[Tensor, Tensor]],
+                 expected: Optional[Tensor]) -> None:
     if len(calls) != 1:
         how = "never called" if not calls else f"called {len(calls)} times"
         raise _not_a_chain(f"Module {name!r} ({kind}) is {how} in the model's forward.")
-    got_in, got_out = calls[0]
-    if expected_in is not None and not _close(expected_in, got_in):
+    if expected is not None and not _close(expected, calls[0][0]):
         raise _not_a_chain(
             f"Module {name!r} ({kind}) receives a different tensor from the output of "
             "the modules registered before it.")
-    if expected_out is not None and not _close(expected_out, got_out):
+
+
+def _check_output(name: str, kind: str, got: Tensor, expected: Tensor) -> None:
+    if not _close(expected, got):
         raise _not_a_chain(
             f"Module {name!r} ({kind}) returns a different tensor from the layer chain.")
