@@ -17,6 +17,10 @@ compare. The schema is Captum's:
 * ``target_delta`` / ``dp_delta``: tolerances of test_targets and
   test_data_parallel, relative to the largest attribution, per dtype.
 
+``all_zero`` marks an entry whose attributions are exactly zero by
+construction, up to rounding (the consumers then check that instead of
+nonzeros).
+
 Two additions, because these methods need per-method settings and some
 calls are refused by design:
 
@@ -47,7 +51,7 @@ from captum_higher_order import (
     SmoothHess,
     TaylorCAM,
 )
-from tests.captum_style.models import ConvNet, MultiInput, MultiLayer, build
+from tests.captum_style.models import ConvNet, MultiInput, MultiLayer, build, captum_weights
 
 DTYPES = (torch.float64, torch.float32)
 
@@ -123,6 +127,13 @@ def config(dtype: torch.dtype) -> List[Dict[str, Any]]:
         {"name": "basic_none_target", "algorithms": ALL_DENSE, "model": mlp(),
          "attribute_args": {"inputs": randn(4, 3), "target": None},
          "refusals": {a: NEEDS_TARGET for a in CURVATURE}},
+        # Captum's own weights: the two logits differ by a constant, so the
+        # cross-entropy gradient and Hessian are exactly zero; the maps are
+        # zero and the convergence deltas finite (issue 19, bug 2 in float32).
+        {"name": "captum_weights_zero_gradient",
+         "algorithms": [SecondOrderSaliency, GroupSparseSaliency],
+         "model": captum_weights(build(MultiLayer, dtype, act="relu")), "all_zero": True,
+         "attribute_args": {"inputs": randn(4, 3), "target": [0, 1, 1, 0]}},
         # Piecewise-linear (Captum's ReLU) model: curvature from the softmax.
         {"name": "relu_multi_target_log_softmax", "algorithms": ALL_DENSE,
          "model": mlp("relu"),
@@ -170,9 +181,15 @@ def config(dtype: torch.dtype) -> List[Dict[str, Any]]:
          "attribute_args": {"inputs": randn(4, 3), "target": torch.tensor([0, 1, 1, 0]),
                             "nt_samples": 2, "stdevs": 0.0}},
         # Conv models: TaylorCAM on a layer, DTD on ReLU chains.
-        {"name": "conv_multi_target", "algorithms": [TaylorCAM, CrossDerivatives],
+        {"name": "conv_multi_target", "algorithms": [TaylorCAM],
          "model": conv(), "layer": "conv2",
          "attribute_args": {"inputs": randn(3, 1, 10, 10), "target": [0, 2, 1]}},
+        {"name": "conv_feature_mask", "algorithms": [CrossDerivatives, SmoothHess],
+         "model": conv(),
+         "attribute_args": {"inputs": randn(3, 1, 10, 10), "target": [1, 2, 0],
+                            "feature_mask": (torch.arange(10).view(10, 1) // 4 * 3
+                                             + torch.arange(10).view(1, 10) // 4)
+                            .view(1, 1, 10, 10)}},
         {"name": "conv_tensor_target_nt", "algorithms": [TaylorCAM], "model": conv(),
          "layer": "conv1", "noise_tunnel": True,
          "attribute_args": {"inputs": randn(3, 1, 10, 10), "target": torch.tensor([2, 0, 1]),

@@ -41,6 +41,7 @@ class Case:
     target_delta: float = 0.0
     dp_delta: float = 0.0
     refusal: Optional[Refusal] = None
+    all_zero: bool = False
     entry: Dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,7 +85,8 @@ def cases(dtypes: Tuple[torch.dtype, ...] = DTYPES) -> Iterator[Case]:
                     baseline_distr=entry.get("baseline_distr", False),
                     target_delta=entry.get("target_delta", TARGET_DELTA)[dtype],
                     dp_delta=entry.get("dp_delta", DP_DELTA)[dtype],
-                    refusal=entry.get("refusals", {}).get(algorithm), entry=entry,
+                    refusal=entry.get("refusals", {}).get(algorithm),
+                    all_zero=entry.get("all_zero", False), entry=entry,
                 )
 
 
@@ -129,9 +131,15 @@ def assert_close(actual: Any, expected: Any, delta: float, what: str = "") -> No
             f"{what}: max |diff| {err:.3g} > {delta:g} x max |expected| {scale:.3g}")
 
 
-def assert_nonzero(result: Any, what: str = "") -> None:
-    """The attribution is not identically zero (nothing passes on zeros)."""
-    assert any(bool(t.abs().sum() > 0) for t in flat(result)), f"{what}: all zero"
+def assert_magnitude(case: Case, result: Any) -> None:
+    """Not identically zero (nothing passes on zeros), unless the entry is
+    zero by construction, where it must be zero up to rounding."""
+    tensors = flat(result)
+    if case.all_zero:
+        largest = max(float(t.abs().max()) for t in tensors)
+        assert largest <= 16 * torch.finfo(case.dtype).eps, f"{case.id}: {largest:.3g} != 0"
+    else:
+        assert any(bool(t.abs().sum() > 0) for t in tensors), f"{case.id}: all zero"
 
 
 def num_examples(inputs: Any) -> int:

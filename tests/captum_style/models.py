@@ -102,3 +102,14 @@ def build(cls: type, dtype: torch.dtype, seed: int = 0, **kwargs: object) -> nn.
             if not name.startswith("linear0") and not name.startswith("model.linear0"):
                 p.mul_(2.0)
     return model.to(dtype).eval()
+
+
+def captum_weights(model: MultiLayer) -> MultiLayer:
+    """Captum's fixed ``BasicModel_MultiLayer`` weights (all-ones ``linear1`` and
+    ``linear2``, biases ``[-10, 1, 1, 1]`` and ``[-1, 1]``), in place."""
+    with torch.no_grad():
+        model.linear1.weight.fill_(1.0)
+        model.linear1.bias.copy_(torch.tensor([-10.0, 1.0, 1.0, 1.0]))
+        model.linear2.weight.fill_(1.0)
+        model.linear2.bias.copy_(torch.tensor([-1.0, 1.0]))
+    return model

@@ -3,7 +3,8 @@
 For every entry of the config and every algorithm: attribute the whole batch,
 then each example alone (its target, its row of tensor extra arguments, its
 row of per-example baselines; a baseline distribution stays whole) and
-compare. When the target is per example, the one-element list form
+compare. Convergence deltas must be finite (a zero gradient in float32
+used to give NaN). When the target is per example, the one-element list form
 ``target[i:i+1]`` is checked too. Unlike Captum's, an int or None target is
 covered as well (the same target for every call), and refusals by design are
 asserted with their messages.
@@ -18,7 +19,7 @@ from torch import Tensor
 from tests.captum_style.gen import (
     Case,
     assert_close,
-    assert_nonzero,
+    assert_magnitude,
     cases,
     expect_refusal,
     num_examples,
@@ -41,7 +42,10 @@ def test_target(case: Case) -> None:
         return
     method = case.method()
     batched = case.call(method)
-    assert_nonzero(batched, case.id)
+    assert_magnitude(case, batched)
+    if method.has_convergence_delta():
+        _, delta = case.call(method, return_convergence_delta=True)
+        assert bool(torch.isfinite(delta).all()), f"{case.id}: convergence delta {delta}"
     args = case.args
     n = num_examples(args["inputs"])
     target = args["target"]
