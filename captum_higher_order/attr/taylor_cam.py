@@ -51,6 +51,7 @@ from captum_higher_order._inputs import (
     TargetType,
     TensorOrTuple,
     check_dense_size,
+    check_forward,
     check_model_state,
     check_objective,
     find_module,
@@ -268,6 +269,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         target_t = format_target(target, fmt.batch_size)
 
         rec = self._record(fmt, to_input)
+        check_forward(self.forward_func, fmt, rec.output)
         target_t = _resolve_target(rec.output.detach(), target_t, objective)
         grad_cam = None
         if first_order:
@@ -423,7 +425,8 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             state["activation"] = a
             return run_forward(self.forward_func, fmt.inputs, fmt.additional_forward_args)
 
-        problem = make_problem(score_of_activation, activation, target, None, objective, mode)
+        problem = make_problem(score_of_activation, activation, target, None, objective, mode,
+                               check_output=False)
         flat_activation = activation.reshape(batch, -1)
 
         def make(start: int, stop: int) -> Tuple[Tensor, ...]:
