@@ -138,6 +138,16 @@ def format_feature_mask(
     """
     if feature_mask is None:
         return None
+    if isinstance(feature_mask, list):
+        raise TypeError(
+            "`feature_mask` must be a Tensor or a tuple of Tensors (one per input), "
+            f"got a list of {len(feature_mask)}; pass tuple(feature_mask)."
+        )
+    if not isinstance(feature_mask, (Tensor, tuple)):
+        raise TypeError(
+            "`feature_mask` must be a Tensor or a tuple of Tensors (one per input) of "
+            f"integer group ids, got {type(feature_mask).__name__}."
+        )
     masks = _captum.format_tensor_into_tuples(feature_mask)
     assert masks is not None
     if len(masks) != len(fmt.inputs):

@@ -27,6 +27,15 @@ def check_model_state(forward_func: Callable[..., Any]) -> None:
     module = find_module(forward_func)
     if module is None:
         return
+    frozen = [n for n, t in list(module.named_parameters()) + list(module.named_buffers())
+              if t.is_inference()]
+    if frozen:
+        raise ValueError(
+            f"The model's {frozen[0]!r}{' and others' if len(frozen) > 1 else ''} are "
+            "inference tensors (made under torch.inference_mode()), which autograd cannot "
+            "save, so no derivatives can be computed. Build or load the model outside "
+            "torch.inference_mode() (torch.no_grad() is fine)."
+        )
     for name, sub in module.named_modules():
         if sub.training and isinstance(sub, _BATCHNORM):
             raise ValueError(

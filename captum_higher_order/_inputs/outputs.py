@@ -80,6 +80,7 @@ def check_forward(
                 output = run_forward(forward_func, fmt.inputs, fmt.additional_forward_args)
         except Exception as err:
             _explain_dtype_mismatch(forward_func, fmt, err)
+            _explain_extra_args(fmt, err)
             raise
     output = check_output(output, fmt.batch_size).detach()
     if not bool(torch.isfinite(output).all()):
@@ -121,6 +122,21 @@ def _explain_dtype_mismatch(forward_func: Callable[..., Any], fmt: FormattedInpu
         f"Cast one to the other: x.to({model_dtype}) or model.to({fmt.dtype}). "
         "Inputs are never cast silently."
     ) from err
+
+
+def _explain_extra_args(fmt: FormattedInputs, err: Exception) -> None:
+    """A forward that fails with a tensor extra arg whose dim 0 is neither 1
+    nor the batch: say so (Captum passes extra args unchanged, batched args
+    must have the batch in dim 0)."""
+    for i, arg in enumerate(fmt.additional_forward_args or ()):
+        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] not in (1, fmt.batch_size):
+            raise ValueError(
+                f"additional_forward_args[{i}] has shape {tuple(arg.shape)}, but the "
+                f"inputs' batch is {fmt.batch_size}, and the forward pass failed "
+                f"({type(err).__name__}: {err}). A per-sample extra argument needs the "
+                f"batch in dim 0 ({fmt.batch_size} rows); pass one shared by all samples "
+                "with dim 0 of size 1."
+            ) from err
 
 
 def _probe_one_sample(forward_func: Callable[..., Any], fmt: FormattedInputs,
