@@ -50,6 +50,7 @@ from captum_higher_order._inputs import (
     TargetType,
     TensorOrTuple,
     check_dense_size,
+    check_forward,
     check_model_state,
     check_objective,
     find_module,
@@ -278,6 +279,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         target_t = format_target(target, fmt.batch_size)
 
         rec = self._record(fmt, to_input)
+        check_forward(self.forward_func, fmt, rec.output)
         target_t = _resolve_target(rec.output.detach(), target_t, objective)
         grad_cam = _grad_cam(rec, target_t, first_order_objective) if first_order else None
         input_grid = tuple(fmt.inputs[0].shape[2:]) if fmt.inputs[0].dim() > 2 else ()
@@ -429,7 +431,8 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             state["activation"] = a
             return run_forward(self.forward_func, fmt.inputs, fmt.additional_forward_args)
 
-        problem = make_problem(score_of_activation, activation, target, None, objective, mode)
+        problem = make_problem(score_of_activation, activation, target, None, objective, mode,
+                               check_output=False)
         make, reduce = _cell_vectors(groups, activation)
         handle = self._register(replace, to_input)
         try:
@@ -547,7 +550,8 @@ def _tail_cross_terms(
         recorded = RecordedGradient(score, [rec.leaf])
         # The problem fixes batch, dtype, device and precision for the engine;
         # the recorded kernel never calls its forward.
-        problem = make_problem(_no_forward, rec.activation, target, None, objective, "rev_rev")
+        problem = make_problem(_no_forward, rec.activation, target, None, objective, "rev_rev",
+                               check_output=False)
         make, reduce = _cell_vectors(groups, rec.activation)
         rows = Engine(problem, "rev_rev", rev_rev=recorded).apply(
             make, groups.num_groups, chunk_size, reduce
