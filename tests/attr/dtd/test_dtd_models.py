@@ -208,3 +208,38 @@ def test_conv_rows_equal_jacobian_rows(args):
         lambda v: conv(v.view(1, *in_shape)).reshape(-1), torch.zeros(4 * 7 * 6, dtype=D64))
     neurons = torch.randperm(jac.shape[0])[:25]
     torch.testing.assert_close(op.rows(in_shape, neurons), jac[neurons], rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_computed_in_float32(dtype):
+    """float16 / bfloat16 models and inputs are computed in float32 on the
+    rounded weights: the same numbers (and verdicts) as that float32 run, no NaN
+    (float16 used to give NaN relevance: the 1e-9 stabiliser underflows)."""
+    import copy
+
+    from tests.models import small_cnn
+
+    torch.manual_seed(0)
+    half = small_cnn(nn.ReLU).eval().to(dtype)
+    wide = copy.deepcopy(half).float()
+    x = torch.rand(2, 1, 8, 8).to(dtype)
+    rel = DTDRootCheck(half).attribute(x, target=[0, 1])
+    ref = DTDRootCheck(wide).attribute(x.float(), target=[0, 1])
+    assert rel.dtype == dtype and torch.isfinite(rel).all()
+    torch.testing.assert_close(rel, ref.to(dtype), rtol=0, atol=0)
+    rep = DTDRootCheck(half).check(x, target=[0, 1], n_segment_points=4)
+    rep32 = DTDRootCheck(wide).check(x.float(), target=[0, 1], n_segment_points=4)
+    assert rep.verdict == rep32.verdict
+    torch.testing.assert_close(rep.valid_share, rep32.valid_share, equal_nan=True)
+    assert rep.valid_share.dtype == torch.float32
+
+
+def test_input_and_model_dtypes_must_agree():
+    from tests.models import mlp
+
+    model = mlp(act=nn.ReLU)  # float64
+    with pytest.raises(ValueError, match="torch.float32.*torch.float64"):
+        DTDRootCheck(model).attribute(torch.rand(2, 6), target=0)
