@@ -76,6 +76,13 @@ class Tape:
         self.cur = dst
         return dst
 
+    def to(self, dtype: torch.dtype) -> None:
+        """Cast every weight layer's (copied) weights to ``dtype``."""
+        for node in self.nodes:
+            if isinstance(node.op, WeightOp):
+                node.op.weight = node.op.weight.to(dtype)
+                node.op.bias = node.op.bias.to(dtype)
+
     @property
     def weight_ix(self) -> List[int]:
         return [k for k, n in enumerate(self.nodes) if isinstance(n.op, WeightOp)]

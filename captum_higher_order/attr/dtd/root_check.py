@@ -53,6 +53,22 @@ from captum_higher_order.attr.dtd.verify import verify_tape
 
 __all__ = ["DTDRootCheck", "MAX_ROOTS"]
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _compute_input(model: nn.Module, x: Tensor) -> Tensor:
+    """The input in the dtype DTD computes in (docs/dtd_root_check.md, "dtype"):
+    the model's own dtype, float32 for float16 / bfloat16 (whose 1e-9
+    stabiliser and root tolerances underflow). Inputs and model must agree."""
+    if not x.is_floating_point():
+        raise TypeError(f"DTDRootCheck needs floating-point inputs, got {x.dtype}.")
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    if params and params[0].dtype != x.dtype:
+        raise ValueError(
+            f"The inputs are {x.dtype} but the model's parameters are {params[0].dtype}; "
+            f"cast one of them (e.g. inputs.to({params[0].dtype})).")
+    return x.detach().float() if x.dtype in _HALF else x.detach()
+
 #: Default ``max_roots`` of :meth:`DTDRootCheck.check`: layers with at most this
 #: many neurons with relevance per sample are checked exhaustively.
 MAX_ROOTS = 4096
@@ -152,10 +168,11 @@ class DTDRootCheck(Attribution):
         check_model_state(self.model)
         tape = parse_model(self.model)  # re-read: weights may have changed since __init__
         rules = resolve_rules(self.rule, self.rule_kwargs, len(tape.weight_ix))
-        x = fmt.inputs[0]
+        x = _compute_input(self.model, fmt.inputs[0])
+        tape.to(x.dtype)
         tgt = format_target(target, fmt.batch_size)
         # The chain is verified module by module before any relevance is computed.
-        _, slots = verify_tape(self.model, tape, fmt.inputs, fmt.additional_forward_args)
+        _, slots = verify_tape(self.model, tape, fmt.inputs, fmt.additional_forward_args, x)
         out = slots[tape.nodes[-1].dst]
         score = select_objective(out, tgt, "output")
         if out.dim() == 2 and tgt is None:
@@ -206,7 +223,8 @@ class DTDRootCheck(Attribution):
             True
         """
         fw, fmt = self._forward(inputs, target, additional_forward_args)
-        return fmt.format_like_inputs((fw.input_relevance.detach(),))
+        rel = fw.input_relevance.detach().to(fmt.inputs[0].dtype)
+        return fmt.format_like_inputs((rel,))
 
     # ------------------------------------------------------------------ check
 

@@ -43,9 +43,17 @@ def _close(a: Tensor, b: Tensor) -> bool:
         a = a.reshape(b.shape)
     if a.numel() == 0:
         return True
-    low = a.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    dtypes = {a.dtype, b.dtype}
+    if dtypes & {torch.float16, torch.bfloat16}:
+        # the model ran in half precision, the tape in float32: rounding grows with
+        # depth; structural mismatches are O(1).
+        rel = 5e-2
+    elif torch.float32 in dtypes:
+        rel = 1e-4
+    else:
+        rel = 1e-9
     scale = 1.0 + float(b.abs().max())
-    return bool((a.to(b.dtype) - b).abs().max() <= (1e-4 if low else 1e-9) * scale)
+    return bool((a - b.to(a.dtype)).abs().max() <= rel * scale)
 
 
 def _record(model: nn.Module, tape: Tape, inputs: Tuple[Tensor, ...],
@@ -80,12 +88,14 @@ def _record(model: nn.Module, tape: Tape, inputs: Tuple[Tensor, ...],
 
 
 def verify_tape(model: nn.Module, tape: Tape, inputs: Tuple[Tensor, ...],
-                additional_forward_args: Any) -> Tuple[Any, Dict[int, Tensor]]:
-    """Run the model and the tape on ``inputs``; return the model's output and
-    the tape's slots, or raise :class:`NotAChainError` naming the first module
-    where they part."""
+                additional_forward_args: Any,
+                x: Optional[Tensor] = None) -> Tuple[Any, Dict[int, Tensor]]:
+    """Run the model on ``inputs`` and the tape on ``x`` (default: the first
+    input; the tape may compute in a wider dtype); return the model's output
+    and the tape's slots, or raise :class:`NotAChainError` naming the first
+    module where they part."""
     model_out, calls = _record(model, tape, inputs, additional_forward_args)
-    slots: Dict[int, Tensor] = {0: inputs[0].detach()}
+    slots: Dict[int, Tensor] = {0: inputs[0].detach() if x is None else x}
     checked_in: Set[int] = set()
     checked_out: Set[int] = set()
 

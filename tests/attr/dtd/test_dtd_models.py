@@ -208,3 +208,144 @@ def test_conv_rows_equal_jacobian_rows(args):
         lambda v: conv(v.view(1, *in_shape)).reshape(-1), torch.zeros(4 * 7 * 6, dtype=D64))
     neurons = torch.randperm(jac.shape[0])[:25]
     torch.testing.assert_close(op.rows(in_shape, neurons), jac[neurons], rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_computed_in_float32(dtype):
+    """float16 / bfloat16 models and inputs are computed in float32 on the
+    rounded weights: the same numbers (and verdicts) as that float32 run, no NaN
+    (float16 used to give NaN relevance: the 1e-9 stabiliser underflows)."""
+    import copy
+
+    from tests.models import small_cnn
+
+    torch.manual_seed(0)
+    half = small_cnn(nn.ReLU).eval().to(dtype)
+    wide = copy.deepcopy(half).float()
+    x = torch.rand(2, 1, 8, 8).to(dtype)
+    rel = DTDRootCheck(half).attribute(x, target=[0, 1])
+    ref = DTDRootCheck(wide).attribute(x.float(), target=[0, 1])
+    assert rel.dtype == dtype and torch.isfinite(rel).all()
+    torch.testing.assert_close(rel, ref.to(dtype), rtol=0, atol=0)
+    rep = DTDRootCheck(half).check(x, target=[0, 1], n_segment_points=4)
+    rep32 = DTDRootCheck(wide).check(x.float(), target=[0, 1], n_segment_points=4)
+    assert rep.verdict == rep32.verdict
+    torch.testing.assert_close(rep.valid_share, rep32.valid_share, equal_nan=True)
+    assert rep.valid_share.dtype == torch.float32
+
+
+def test_input_and_model_dtypes_must_agree():
+    from tests.models import mlp
+
+    model = mlp(act=nn.ReLU)  # float64
+    with pytest.raises(ValueError, match="torch.float32.*torch.float64"):
+        DTDRootCheck(model).attribute(torch.rand(2, 6), target=0)
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _block_net(seed=5):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), BasicBlock(4, 4),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    return _randomize_bn(net).to(D64).eval()
+
+
+def _brute_force_layer(f, a, w_rows, bias, rel, n):
+    """Valid share and Taylor residual of z+ roots, neuron by neuron, for
+    ``F_l = f`` at layer input ``a`` (flat)."""
+    def f_and_grad(points):
+        pts = points.clone().requires_grad_(True)
+        out = f(pts)
+        (g,) = torch.autograd.grad(out.sum(), pts)
+        return out.detach(), g
+
+    f_a, g_a = f_and_grad(a[None])
+    num = den = res = den_ok = 0.0
+    for j in range(w_rows.shape[0]):
+        r_j = rel[j].item()
+        if abs(r_j) <= 1e-12 * rel.abs().sum().item():
+            continue
+        w = w_rows[j]
+        v = a * (w >= 0).double()
+        den += abs(r_j)
+        if (w @ v).abs() <= 1e-150:  # no root: counts as invalid
+            continue
+        root = a - (w @ a + bias[j]) / (w @ v) * v
+        mids = root + ((torch.arange(n, dtype=D64) + 0.5) / n)[:, None] * (a - root)
+        _, g_mid = f_and_grad(mids)
+        valid = bool(((g_mid - g_a).abs().amax(1) <= 1e-10 * g_a.abs().max()).all())
+        f_r, _ = f_and_grad(root[None])
+        num += abs(r_j) * valid
+        res += abs(r_j) * abs((f_a - f_r - g_a[0] @ (a - root)).item()) / abs(f_a.item())
+        den_ok += abs(r_j)
+    return num / den, res / den_ok
+
+
+def test_check_inside_residual_block_matches_brute_force():
+    """Layers 1 and 2 of conv-relu-BasicBlock-pool-linear: ``F_l`` is the output as
+    a function of the layer input, the block's other input held at its value at
+    x (layer 2) or moving with it (layer 1, whose input is also the shortcut)."""
+    net = _block_net()
+    blk = net[2]
+    x = torch.rand(1, 2, 4, 4, dtype=D64)
+    n = 3
+    dtd = DTDRootCheck(net, rule="z+")
+    report = dtd.check(x, target=[2], n_segment_points=n, max_roots=None)
+    fw, _ = dtd._forward(x, [2], None)
+    head = lambda y: net[5](net[3](F.relu(y)).flatten(1))[:, 2]  # noqa: E731
+    with torch.no_grad():
+        s = F.relu(net[0](x))
+        w1, b1 = _fold(blk.conv1, blk.bn1)
+        w2, b2 = _fold(blk.conv2, blk.bn2)
+        h = F.relu(F.conv2d(s, w1, b1, padding=1))
+    cases = {
+        1: (lambda p: head(F.conv2d(F.relu(F.conv2d(p.view(-1, 4, 4, 4), w1, b1, padding=1)),
+                                    w2, b2, padding=1) + p.view(-1, 4, 4, 4)), s, w1, b1),
+        2: (lambda p: head(F.conv2d(p.view(-1, 4, 4, 4), w2, b2, padding=1) + s), h, w2, b2),
+    }
+    for li, (f, a, w, b) in cases.items():
+        jac = torch.autograd.functional.jacobian(
+            lambda v, w=w: F.conv2d(v.view(1, 4, 4, 4), w, None, padding=1).reshape(-1),
+            torch.zeros(64, dtype=D64))
+        rel = fw.rel_out[fw.weight_ix[li]].reshape(-1)
+        valid, resid = _brute_force_layer(f, a.reshape(-1), jac, b.repeat_interleave(16),
+                                          rel, n)
+        assert report.valid_share[0, li].item() == pytest.approx(valid, abs=1e-9)
+        assert report.taylor_residual[0, li].item() == pytest.approx(resid, rel=1e-6)
+
+
+def test_sampled_roots_estimate_the_exhaustive_report():
+    net = _block_net(seed=6)
+    x = torch.rand(2, 2, 8, 8, dtype=D64)  # 256 neurons per conv layer
+    dtd = DTDRootCheck(net, rule="z+")
+    full = dtd.check(x, target=[0, 1], n_segment_points=2, max_roots=None)
+    m = int(full.n_roots[:, :3].min()) - 1  # every conv layer of every sample sampled
+    assert m > 60
+    part = dtd.check(x, target=[0, 1], n_segment_points=2, max_roots=m, seed=3)
+    assert not full.sampled.any() and part.sampled[:, :3].all()
+    assert (part.n_roots[:, :3] <= m).all() and part.max_roots == m
+    assert f"roots sampled: at most {m}" in part.summary()
+    # a share's standard error is at most 0.5 / sqrt(m); allow 4 of them
+    for name in ("valid_share", "flipped_root_share"):
+        diff = (getattr(part, name)[:, :3] - getattr(full, name)[:, :3]).abs()
+        assert (diff < 2 / m ** 0.5).all(), (name, diff)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
+def test_check_image_scale_runs_bounded(name):
+    """torchvision nets at 3x32x32 (the 64x64 memory and time are measured in
+    benchmarks/dtd_root_check.py): every layer checked on a few sampled roots."""
+    torch.manual_seed(0)
+    model = getattr(tv.models, name)(weights=None, num_classes=4).eval()
+    x = torch.rand(1, 3, 32, 32)
+    report = DTDRootCheck(model).check(x, target=1, max_roots=2, n_segment_points=2,
+                                       n_directions=1)
+    n_layers = len(report.layers)
+    assert report.valid_share.shape == (1, n_layers) and n_layers > 8
+    assert (report.n_roots <= 2).all() and report.sampled[:, :-1].all()
+    assert torch.isfinite(report.taylor_residual).all()
