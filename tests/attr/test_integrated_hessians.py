@@ -448,7 +448,10 @@ def test_module_docstring_weight_is_right():
 def test_docstring_examples_run():
     import doctest
 
+    import captum_higher_order.attr._path_quadrature as quadrature
+    import captum_higher_order.attr.expected_hessians as expected
     import captum_higher_order.attr.integrated_hessians as module
 
-    result = doctest.testmod(module)
-    assert result.attempted >= 10 and result.failed == 0
+    results = [doctest.testmod(m) for m in (module, quadrature, expected)]
+    assert sum(r.attempted for r in results) >= 10
+    assert all(r.failed == 0 for r in results)
