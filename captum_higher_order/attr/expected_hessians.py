@@ -69,7 +69,7 @@ class ExpectedHessians(IntegratedHessians):
         target: TargetType = None,
         additional_forward_args: Any = None,
         objective: str = "output",
-        n_steps: int = 16,
+        n_steps: Optional[int] = 16,
         method: str = "gausslegendre",
         feature_mask: MaskType = None,
         n_references: Optional[int] = None,
@@ -79,6 +79,7 @@ class ExpectedHessians(IntegratedHessians):
         return_convergence_delta: bool = False,
         mode: str = "auto",
         max_features: int = DEFAULT_MAX_DENSE_FEATURES,
+        tol: float = 1e-3,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""Integrated Hessians averaged over reference baselines.
 
@@ -87,8 +88,10 @@ class ExpectedHessians(IntegratedHessians):
             baselines (Tensor or tuple[Tensor, ...]): The reference set: ``R``
                 rows per input tensor, shaped ``(R, *sample_shape)``.
             target, additional_forward_args, objective, n_steps, method,
-            feature_mask, internal_batch_size, mode, max_features: As in
-                :meth:`IntegratedHessians.attribute`.
+            feature_mask, internal_batch_size, mode, max_features, tol: As in
+                :meth:`IntegratedHessians.attribute` (with ``n_steps=None`` the
+                rule is chosen over every (sample, reference) pair, and
+                :attr:`last_info` reports it per pair).
             n_references (int, optional): References drawn (with replacement)
                 once per call and shared by every sample; None uses all ``R``
                 (deterministic). Default: None
@@ -142,7 +145,7 @@ class ExpectedHessians(IntegratedHessians):
             self, expanded_inputs, drawn if fmt.is_tuple else drawn[0],
             expand_target(target_t, per_sample), expanded_args, objective, n_steps,
             method, feature_mask, internal_batch_size, return_convergence_delta, mode,
-            max_features,
+            max_features, tol,
         )
         if return_convergence_delta:
             gamma, delta = out

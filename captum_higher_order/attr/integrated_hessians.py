@@ -60,7 +60,8 @@ gradient per path point.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Optional, Tuple, Union
+import time
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 import torch
 from captum.attr import GradientAttribution
@@ -82,6 +83,12 @@ from captum_higher_order._inputs import (
     format_target,
     resolve_target,
 )
+from captum_higher_order.attr._adaptive_path import (
+    AdaptiveRule,
+    check_tol,
+    choose_n_steps,
+    completeness_rows,
+)
 from captum_higher_order.attr._path_quadrature import path_quadrature
 from captum_higher_order.attr._path_sums import objective_values, path_sums
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, check_mode
@@ -92,6 +99,32 @@ __all__ = ["IntegratedHessians", "ExpectedHessians", "path_quadrature"]  # noqa:
 MaskType = Union[None, Tensor, Tuple[Tensor, ...]]
 
 
+class IntegratedHessiansInfo(NamedTuple):
+    """What the last :meth:`IntegratedHessians.attribute` call used.
+
+    Attributes:
+        n_steps (int): The rule's ``n_steps`` (chosen by the search when the
+            call passed ``n_steps=None``).
+        path_points (int): Path points per sample (``<= n_steps``).
+        relative_gap (Tensor or None): ``(B,)`` completeness gap of the
+            result, ``|sum Gamma - (f(x) - f(x'))|``, over ``sum_i |IG_i|``
+            (the row sums' L1 norm); None when not computed (fixed
+            ``n_steps`` without ``return_convergence_delta``, or
+            ``multiply_by_inputs=False``).
+        tried (tuple[tuple[int, float], ...]): The adaptive search's rules and
+            their worst relative gap over the batch (empty for fixed
+            ``n_steps``).
+        converged (bool or None): Whether the search met ``tol`` (None for
+            fixed ``n_steps``).
+        seconds (float): Wall time of the call.
+    """
+
+    n_steps: int
+    path_points: int
+    relative_gap: Optional[Tensor]
+    tried: Tuple[Tuple[int, float], ...] = ()
+    converged: Optional[bool] = None
+    seconds: float = 0.0
 
 
 # --------------------------------------------------------------------------- attribution
@@ -118,6 +151,13 @@ class IntegratedHessians(GradientAttribution):
     polynomials of degree below ``2 n_steps``. Every path point costs one
     gradient plus ``F`` (or ``G``) Hessian-vector products, batched over path
     points and directions by :mod:`captum_higher_order.hessian`.
+
+    ``n_steps=None`` picks the rule from an accuracy target: doubling Gauss
+    rules until the relative completeness gap is below ``tol``, found with
+    one Hessian-vector product per path point (see
+    :mod:`captum_higher_order.attr._adaptive_path`). After each call
+    :attr:`last_info` holds an :class:`IntegratedHessiansInfo` (rule used,
+    relative gap reached).
 
     For ReLU networks and ``objective="output"`` the Hessian vanishes almost
     everywhere and completeness fails (the paper swaps ReLU for SoftPlus); use
@@ -153,11 +193,17 @@ class IntegratedHessians(GradientAttribution):
         >>> ig = IntegratedGradients(model).attribute(x, target=1, n_steps=200)
         >>> bool(torch.allclose(ih.sum(2), ig, atol=1e-8))  # rows sum to IG
         True
+        >>> explainer = IntegratedHessians(model)   # rule chosen from an accuracy target
+        >>> ih_auto = explainer.attribute(x, target=1, n_steps=None, tol=1e-6)
+        >>> info = explainer.last_info
+        >>> info.converged, bool(info.relative_gap.max() < 1e-6), info.n_steps <= 16
+        (True, True, True)
     """
 
     def __init__(self, forward_func: Callable[..., Tensor], multiply_by_inputs: bool = True):
         GradientAttribution.__init__(self, forward_func)
         self._multiply_by_inputs = bool(multiply_by_inputs)
+        self.last_info: Optional[IntegratedHessiansInfo] = None
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -174,13 +220,14 @@ class IntegratedHessians(GradientAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         objective: str = "output",
-        n_steps: int = 16,
+        n_steps: Optional[int] = 16,
         method: str = "gausslegendre",
         feature_mask: MaskType = None,
         internal_batch_size: Optional[int] = None,
         return_convergence_delta: bool = False,
         mode: str = "auto",
         max_features: int = DEFAULT_MAX_DENSE_FEATURES,
+        tol: float = 1e-3,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""Integrated Hessians of every sample.
 
@@ -199,8 +246,12 @@ class IntegratedHessians(GradientAttribution):
                 the inputs, not differentiated. Default: None
             objective (str, optional): ``"output"``, ``"log_softmax"``,
                 ``"softmax"`` or ``"cross_entropy"``. Default: ``"output"``
-            n_steps (int, optional): Path points (see :func:`path_quadrature`).
-                Default: 16
+            n_steps (int or None, optional): Path points (see
+                :func:`path_quadrature`). None doubles the rule from 2 points
+                until the relative completeness gap (over ``sum_i |IG_i|``) of
+                every sample is below ``tol`` (needs
+                ``multiply_by_inputs=True``); :attr:`last_info` reports the
+                rule used and the gap reached. Default: 16
             method (str, optional): Captum quadrature rule used in both ``a``
                 and ``b``: ``"gausslegendre"``, ``"riemann_left"``,
                 ``"riemann_right"``, ``"riemann_middle"`` or
@@ -220,6 +271,8 @@ class IntegratedHessians(GradientAttribution):
             max_features (int, optional): Largest ``F`` (or ``G``) for the
                 dense result; above it a ValueError asks for a
                 ``feature_mask``. Default: 4096
+            tol (float, optional): Relative completeness gap that
+                ``n_steps=None`` aims for. Default: 1e-3
 
         Returns:
             Tensor or (Tensor, Tensor): ``(B, F, F)`` or ``(B, G, G)``
@@ -227,18 +280,36 @@ class IntegratedHessians(GradientAttribution):
             completeness gap.
         """
         check_objective(objective)
-        fmt, target_t, baselines_t, groups, t, w = self._prepare(
+        start = time.perf_counter()
+        fmt, target_t, baselines_t, groups = self._prepare(
             inputs, baselines, target, additional_forward_args, objective, n_steps,
             method, feature_mask, internal_batch_size, return_convergence_delta, mode,
-            max_features,
+            max_features, tol,
         )
+        f_diff: Optional[Tensor] = None
+        if n_steps is None or return_convergence_delta:
+            f_diff = objective_values(
+                self.forward_func, fmt.inputs, fmt, target_t, objective
+            ) - objective_values(self.forward_func, baselines_t, fmt, target_t, objective)
+        search: Optional[AdaptiveRule] = None
+        if n_steps is None:
+            assert f_diff is not None
+            search = self._search(fmt, baselines_t, target_t, objective, method,
+                                  internal_batch_size, mode, f_diff, tol)
+        n = search.n_steps if search is not None else int(n_steps)  # type: ignore[arg-type]
+        t, w = path_quadrature(method, n)
         gamma = self._gamma(fmt, baselines_t, target_t, objective, groups, t, w,
                             internal_batch_size, mode)
+        delta = None if f_diff is None else gamma.sum(dim=(1, 2)) - f_diff
+        self.last_info = IntegratedHessiansInfo(
+            n, t.numel(), None if delta is None else _relative_gap(gamma, delta),
+            () if search is None else search.tried,
+            None if search is None else search.converged, time.perf_counter() - start,
+        )
         if not return_convergence_delta:
             return gamma
-        f_x = objective_values(self.forward_func, fmt.inputs, fmt, target_t, objective)
-        f_base = objective_values(self.forward_func, baselines_t, fmt, target_t, objective)
-        return gamma, gamma.sum(dim=(1, 2)) - (f_x - f_base)
+        assert delta is not None
+        return gamma, delta
 
     # ----------------------------------------------------------------- helpers
 
@@ -249,15 +320,16 @@ class IntegratedHessians(GradientAttribution):
         target: TargetType,
         additional_forward_args: Any,
         objective: str,
-        n_steps: int,
+        n_steps: Optional[int],
         method: str,
         feature_mask: MaskType,
         internal_batch_size: Optional[int],
         return_convergence_delta: bool,
         mode: str,
         max_features: int,
+        tol: float,
     ) -> Tuple[FormattedInputs, Optional[Tensor], Tuple[Tensor, ...],
-               Optional[FeatureGroups], Tensor, Tensor]:
+               Optional[FeatureGroups]]:
         check_mode(mode)
         if not callable(self.forward_func):
             raise TypeError("`forward_func` must be callable (a model or a function).")
@@ -275,7 +347,16 @@ class IntegratedHessians(GradientAttribution):
                 "Completeness holds for the multiplied attribution only: use "
                 "multiply_by_inputs=True to get a convergence delta."
             )
-        t, w = path_quadrature(method, n_steps)
+        if n_steps is None:
+            check_tol(tol)
+            if not self._multiply_by_inputs:
+                raise ValueError(
+                    "n_steps=None chooses the rule from the completeness gap, which "
+                    "multiply_by_inputs=False does not have: pass an int n_steps."
+                )
+            path_quadrature(method, 1)  # validates the method name
+        else:
+            path_quadrature(method, n_steps)  # validates both
         check_model_state(self.forward_func)
         fmt = format_inputs(inputs, additional_forward_args)
         groups = format_feature_mask(feature_mask, fmt)
@@ -287,7 +368,25 @@ class IntegratedHessians(GradientAttribution):
         target_t = format_target(target, fmt.batch_size)
         target_t = resolve_target(self.forward_func, fmt, target_t, objective)
         baselines_t = format_baselines(baselines, fmt)
-        return fmt, target_t, baselines_t, groups, t, w
+        return fmt, target_t, baselines_t, groups
+
+    def _search(
+        self,
+        fmt: FormattedInputs,
+        baselines: Tuple[Tensor, ...],
+        target: Optional[Tensor],
+        objective: str,
+        method: str,
+        internal_batch_size: Optional[int],
+        mode: str,
+        f_diff: Tensor,
+        tol: float,
+    ) -> AdaptiveRule:
+        def rows_of(t: Tensor, w: Tensor) -> Tensor:
+            return completeness_rows(self.forward_func, fmt, baselines, target, objective,
+                                     t, w, internal_batch_size, mode)
+
+        return choose_n_steps(rows_of, f_diff, method, tol)
 
     def _gamma(
         self,
@@ -310,6 +409,12 @@ class IntegratedHessians(GradientAttribution):
             warn_if_zero_curvature(hessian_part, objective)
         return hessian_part + torch.diag_embed(first_order)
 
+
+
+def _relative_gap(gamma: Tensor, delta: Tensor) -> Tensor:
+    """``|delta|`` over the L1 norm of ``gamma``'s row sums (``sum_i |IG_i|``)."""
+    scale = gamma.sum(2).abs().sum(1)
+    return delta.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)
 
 
 def __getattr__(name: str) -> Any:
