@@ -383,13 +383,12 @@ def _smooth_hess(
             grad_sum = torch.zeros(b1 - b0, num_features, dtype=fmt.dtype, device=fmt.device)
             for k0 in range(0, units, units_per_pass):
                 k1 = min(units, k0 + units_per_pass)
-                a, w, g_total = block.stein_factors(
-                    block_scale, noise.draw(k0, k1), rows_per_unit == 2
+                a, w = block.stein_factors(
+                    block_scale, noise.draw(k0, k1), rows_per_unit == 2, block_groups,
+                    grad_sum if return_gradient else None,
                 )
-                grad_sum += g_total
-                if block_groups is not None:
-                    a, w = _project(block_groups, a), _project(block_groups, w)
                 acc.add(a, w)
+                del a, w
                 progress.update(1)
             hess, err = _finish(acc, units, symmetrize)
             hessians.append(hess)
@@ -455,11 +454,23 @@ class _Block:
         return self.fmt.flatten(grads).view(nb, m, num)
 
     def stein_factors(
-        self, scale: Union[float, Tensor], z: Tensor, antithetic: bool
-    ) -> Tuple[Tensor, Tensor, Tensor]:
-        """For draws ``z`` ``(k, F)``: the gradient factor ``a`` ``(b, k, F)``
-        and score ``w`` ``(1 or b, k, F)`` of each unit, and the sum of all
-        gradients ``(b, F)``."""
+        self,
+        scale: Union[float, Tensor],
+        z: Tensor,
+        antithetic: bool,
+        groups: Optional[FeatureGroups],
+        grad_sum: Optional[Tensor],
+    ) -> Tuple[Tensor, Tensor]:
+        """For draws ``z`` ``(k, F)``: the gradient factor ``a`` ``(b, k, S)``
+        and score ``w`` ``(1 or b, k, S)`` of each unit, with ``S = G`` when
+        ``groups`` projects them and ``F`` otherwise; adds the sum of all
+        gradients ``(b, F)`` to ``grad_sum`` when given (SmoothGrad).
+
+        Work beyond the gradient batch, which is what NoiseTunnel's SmoothGrad
+        does too: one pass over the gradients (the antithetic difference in
+        place, or the group projection of all rows at once, whose ``(b, 2k, G)``
+        result is then differenced), and the ``(k, F)`` score, shared by the
+        inputs when ``sigma`` is."""
         k = z.shape[0]
         s = scale if isinstance(scale, float) else scale.unsqueeze(1)  # (1 or b, 1, F)
         eps = (z * s) if isinstance(s, float) else z.unsqueeze(0) * s
@@ -472,13 +483,18 @@ class _Block:
         torch.add(x, eps, out=points[:, :k])
         if antithetic:
             torch.sub(x, eps, out=points[:, k:])  # pairs: rows j and k + j
+        del eps
         g = self.gradients(points)
+        del points
+        if grad_sum is not None:
+            grad_sum += g.sum(dim=1)
+        if groups is not None:
+            g, w = _project(groups, g), _project(groups, w)
         if antithetic:
             # (g(x+eps) w^T + g(x-eps) (-w)^T) / 2: the g(x) w^T term cancels.
-            a = g[:, :k].sub(g[:, k:]).mul_(0.5)
-        else:
-            a = g
-        return a, w, g.sum(dim=1)
+            # In place: no second (b, k, F) buffer.
+            g = g[:, :k].sub_(g[:, k:]).mul_(0.5)
+        return g, w
 
 
 def _slice_groups(
@@ -490,11 +506,18 @@ def _slice_groups(
 
 
 def _project(groups: FeatureGroups, flat: Tensor) -> Tensor:
-    """``P^T v`` for ``(b, k, F)`` factors (groups' batch dim is ``b``); a
-    shared ``(1, k, F)`` factor is expanded for per-sample masks."""
-    if flat.shape[0] == 1 and groups.index.shape[0] > 1:
-        flat = flat.expand(groups.index.shape[0], -1, -1)
-    return groups.project(flat.transpose(0, 1)).transpose(0, 1)
+    """``P^T v`` for ``(b, k, F)`` factors (groups' batch dim is ``b``) in one
+    scatter over the contiguous rows; a shared ``(1, k, F)`` factor is
+    expanded for per-sample masks."""
+    nb, k, num = flat.shape
+    index = groups.index.to(flat.device)
+    if index.shape[0] > 1:
+        if nb == 1:
+            flat = flat.expand(index.shape[0], -1, -1)
+            nb = index.shape[0]
+        index = index.unsqueeze(1)  # (b, 1, F)
+    out = torch.zeros(nb, k, groups.num_groups, dtype=flat.dtype, device=flat.device)
+    return out.scatter_add_(-1, index.expand(nb, k, num), flat)
 
 
 def _auto_batch_size(
