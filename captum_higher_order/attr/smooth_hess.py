@@ -131,6 +131,11 @@ class _Accumulator:
     errors ``sum (a_k^2)(w_k^2)^T`` and ``sum (a_k w_k)(a_k w_k)^T``, which give
     ``sum S_k * S_k`` (entrywise) for the plain and for the symmetrised
     estimate without storing the ``S_k``.
+
+    The constant factors (``1 / units``, the ``1/2`` of an antithetic pair and
+    of the symmetrisation) are folded into the small score ``w`` by the caller
+    (``score_factor``), so the ``size x size`` sums need no pass of their own:
+    ``first`` is the mean already (half of it when symmetrising).
     """
 
     def __init__(self, batch: int, size: int, dtype: torch.dtype, device: Any, stderr: bool):
@@ -150,18 +155,24 @@ class _Accumulator:
             self.cross.baddbmm_(aw.transpose(1, 2), aw)
 
 
+def score_factor(units: int, antithetic: bool, symmetrize: bool) -> float:
+    """What :class:`_Accumulator` expects ``w`` to be multiplied by."""
+    return (0.5 if antithetic else 1.0) * (0.5 if symmetrize else 1.0) / units
+
+
 def _finish(
     acc: _Accumulator, units: int, symmetrize: bool
 ) -> Tuple[Tensor, Optional[Tensor]]:
-    mean = acc.first / units
-    if symmetrize:
-        mean = 0.5 * (mean + mean.transpose(1, 2))
+    # first = (d / units) sum S_k with d = 1/2 when symmetrising (score_factor)
+    mean = acc.first + acc.first.transpose(1, 2) if symmetrize else acc.first
     if acc.squares is None or acc.cross is None:
         return mean, None
+    rescale = (units * (2.0 if symmetrize else 1.0)) ** 2  # back to sum S_k * S_k
     if symmetrize:  # S = (a w^T + w a^T) / 2
         second = 0.25 * (acc.squares + acc.squares.transpose(1, 2) + 2 * acc.cross)
     else:
         second = acc.squares
+    second = second * rescale
     var = (second / units - mean * mean).clamp_min(0) * (units / (units - 1))
     return mean, (var / units).sqrt()
 
@@ -371,6 +382,7 @@ def _smooth_hess(
     )
     size = num_features if groups is None else groups.num_groups
 
+    factor = score_factor(units, rows_per_unit == 2, symmetrize)
     hessians, gradients, errors = [], [], []
     try:
         for b0 in range(0, batch, inputs_per_pass):
@@ -385,7 +397,7 @@ def _smooth_hess(
                 k1 = min(units, k0 + units_per_pass)
                 a, w = block.stein_factors(
                     block_scale, noise.draw(k0, k1), rows_per_unit == 2, block_groups,
-                    grad_sum if return_gradient else None,
+                    grad_sum if return_gradient else None, factor,
                 )
                 acc.add(a, w)
                 del a, w
@@ -397,13 +409,17 @@ def _smooth_hess(
     finally:
         progress.close()
 
-    result: List[Any] = [torch.cat(hessians)]
+    result: List[Any] = [_cat(hessians)]
     if return_gradient:
-        smoothgrad = fmt.unflatten(torch.cat(gradients))
+        smoothgrad = fmt.unflatten(_cat(gradients))
         result.append(fmt.format_like_inputs(smoothgrad))
     if return_stderr:
-        result.append(torch.cat([e for e in errors if e is not None]))
+        result.append(_cat([e for e in errors if e is not None]))
     return result[0] if len(result) == 1 else tuple(result)
+
+
+def _cat(blocks: List[Tensor]) -> Tensor:
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 class _Block:
@@ -460,11 +476,14 @@ class _Block:
         antithetic: bool,
         groups: Optional[FeatureGroups],
         grad_sum: Optional[Tensor],
+        factor: float,
     ) -> Tuple[Tensor, Tensor]:
         """For draws ``z`` ``(k, F)``: the gradient factor ``a`` ``(b, k, S)``
         and score ``w`` ``(1 or b, k, S)`` of each unit, with ``S = G`` when
         ``groups`` projects them and ``F`` otherwise; adds the sum of all
-        gradients ``(b, F)`` to ``grad_sum`` when given (SmoothGrad).
+        gradients ``(b, F)`` to ``grad_sum`` when given (SmoothGrad). ``w``
+        comes multiplied by ``factor`` (:func:`score_factor`) and ``a`` of a
+        pair is ``g(x + eps) - g(x - eps)``: the pair's ``1/2`` is in ``factor``.
 
         Work beyond the gradient batch, which is what NoiseTunnel's SmoothGrad
         does too: one pass over the gradients (the antithetic difference in
@@ -474,7 +493,9 @@ class _Block:
         k = z.shape[0]
         s = scale if isinstance(scale, float) else scale.unsqueeze(1)  # (1 or b, 1, F)
         eps = (z * s) if isinstance(s, float) else z.unsqueeze(0) * s
-        w = (z / s).unsqueeze(0) if isinstance(s, float) else z.unsqueeze(0) / s  # eps / s^2
+        # w = eps / s^2 = z / s, times the accumulator's constant factor
+        w = (z * (factor / s)).unsqueeze(0) if isinstance(s, float) else (
+            z.unsqueeze(0) * (factor / s))
         eps = eps if eps.dim() == 3 else eps.unsqueeze(0)
         x = self.x.unsqueeze(1)  # (b, 1, F)
         nb, num = self.x.shape
@@ -492,8 +513,8 @@ class _Block:
             g, w = _project(groups, g), _project(groups, w)
         if antithetic:
             # (g(x+eps) w^T + g(x-eps) (-w)^T) / 2: the g(x) w^T term cancels.
-            # In place: no second (b, k, F) buffer.
-            g = g[:, :k].sub_(g[:, k:]).mul_(0.5)
+            # In place: no second (b, k, F) buffer; the 1/2 is in `factor`.
+            g = g[:, :k].sub_(g[:, k:])
         return g, w
 
 
