@@ -48,6 +48,8 @@ from captum_higher_order.attr.smooth_hess import SmoothHess
 
 #: An older SmoothHess class to time beside the current one (``--before``).
 BEFORE: List[type] = []
+#: Rounds per case when ``--repeats`` is given (0: the defaults).
+REPEATS: List[int] = [0]
 
 
 def load_before(path: str) -> type:
@@ -143,7 +145,7 @@ def mlp_case(device: str, quick: bool) -> Dict[str, object]:
                             target=target, abs=False)
 
     fns = variants(sh, x, target=target, sigma=sigma, n_samples=n, batch_size=rows)
-    res = interleaved(fns, base, 3 if quick else 9, device)
+    res = interleaved(fns, base, REPEATS[0] or (3 if quick else 9), device)
     res.update(peaks(fns, base, device))
     return {"case": f"ReLU MLP 784-256-256-10, dense 784x784, B={batch}, n={n}", **res}
 
@@ -171,7 +173,7 @@ def resnet_case(device: str, quick: bool) -> Dict[str, object]:
 
     fns = variants(sh, x, target=target, sigma=sigma, n_samples=n, feature_mask=mask,
                    batch_size=rows)
-    res = interleaved(fns, base, 3 if quick else 5, device)
+    res = interleaved(fns, base, REPEATS[0] or (3 if quick else 5), device)
     res.update(peaks(fns, base, device))
     return {"case": f"resnet18 3x64x64, 64 groups, B={batch}, n={n}", **res}
 
@@ -182,7 +184,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--before", default=None,
                         help="an older smooth_hess.py to time in the same rounds")
+    parser.add_argument("--repeats", type=int, default=0,
+                        help="rounds per case (default 3 with --quick, else 9 / 5)")
     args = parser.parse_args()
+    REPEATS[0] = args.repeats
     if args.before:
         BEFORE.append(load_before(args.before))
     device = args.device
