@@ -301,8 +301,6 @@ def test_inside_noise_tunnel_generator_makes_batching_irrelevant():
     # docs/smooth_hess.md: with generator=None the seed comes from the global
     # RNG after NoiseTunnel advanced it by an amount that depends on the batch,
     # so batched and one-at-a-time calls differ; an int generator removes that.
-    from captum.attr import NoiseTunnel
-
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(),
                                 torch.nn.Linear(16, 3)).double().eval()
