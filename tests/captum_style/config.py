@@ -70,14 +70,16 @@ ALGORITHM_ARGS: Dict[type, Dict[str, Any]] = {
 
 #: Default tolerances (relative to the largest attribution) per dtype.
 TARGET_DELTA = {torch.float64: 1e-7, torch.float32: 2e-4}
-DP_DELTA = {torch.float64: 1e-7, torch.float32: 2e-4}
+# CUDA runs other kernels (cuDNN convolutions in TF32 by default for float32)
+# and other random start vectors, so device comparisons get more room.
+DP_DELTA = {torch.float64: 1e-6, torch.float32: 5e-3}
 
 ALL_DENSE = [SecondOrderSaliency, GroupSparseSaliency, SmoothHess, CrossDerivatives,
              IntegratedHessians]
 CURVATURE = [SmoothHess, CrossDerivatives, IntegratedHessians]
 TUPLE_TARGET = Refusal(TypeError, "must be ints or 1-tuples of ints")
 NEEDS_TARGET = Refusal(ValueError, "pass `target`")
-NOT_A_CHAIN = Refusal(ValueError, "not a plain chain", xfail="dtd branch")
+NOT_A_CHAIN = Refusal(ValueError, "not a plain chain")
 
 
 def config(dtype: torch.dtype) -> List[Dict[str, Any]]:
