@@ -36,12 +36,13 @@ the model with a forward hook that returns ``A`` in place of the layer's output.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from captum_higher_order._captum import log_usage
 from captum_higher_order._inputs import (
@@ -50,7 +51,6 @@ from captum_higher_order._inputs import (
     TargetType,
     TensorOrTuple,
     check_dense_size,
-    check_forward,
     check_model_state,
     check_objective,
     find_module,
@@ -61,28 +61,23 @@ from captum_higher_order._inputs import (
 )
 from captum_higher_order.attr._region_pairs import RegionPairs, pair_centers, top_region_pairs
 from captum_higher_order.attr._taylor_cam_regions import region_groups
+from captum_higher_order.attr._taylor_cam_tail import (
+    Recording,
+    budget_chunk,
+    cell_vectors,
+    tail_cross_terms,
+    use_recorded_tail,
+    weight_ptrs,
+)
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
-from captum_higher_order.hessian.budget import resolve_budget
 from captum_higher_order.hessian.engine import (
     Engine,
     check_mode,
-    is_oom,
     make_problem,
     warn_if_zero_curvature,
 )
-from captum_higher_order.hessian.precision import resolve_precision
-from captum_higher_order.hessian.recorded import RecordedGradient
 
 __all__ = ["TaylorCAM", "RegionPairs", "top_region_pairs", "pair_centers"]
-
-
-class _Recording(NamedTuple):
-    """What one forward pass with the recording hook leaves behind."""
-
-    activation: Tensor  # (B, C, *grid), detached copy of the layer's value
-    leaf: Tensor  # the same values, a leaf the tail of the graph starts from
-    output: Tensor  # model output, differentiable with respect to ``leaf``
-    tail_bytes: int  # bytes autograd saved for the layers after ``layer``
 
 
 class TaylorCAM(LayerAttribution, GradientAttribution):
@@ -279,16 +274,15 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         target_t = format_target(target, fmt.batch_size)
 
         rec = self._record(fmt, to_input)
-        check_forward(self.forward_func, fmt, rec.output)
         target_t = _resolve_target(rec.output.detach(), target_t, objective)
         grad_cam = _grad_cam(rec, target_t, first_order_objective) if first_order else None
         input_grid = tuple(fmt.inputs[0].shape[2:]) if fmt.inputs[0].dim() > 2 else ()
         groups = _checked_groups(regions, rec.activation, input_grid, max_regions)
         if chunk_size is None:
-            chunk_size = _budget_chunk(rec.activation, rec.tail_bytes, groups.num_groups)
+            chunk_size = budget_chunk(rec.activation, rec.tail_bytes, groups.num_groups)
         cross = None
-        if mode in ("auto", "rev_rev") and _engine_precision(rec.activation) == "float32":
-            cross = _tail_cross_terms(rec, target_t, objective, groups, chunk_size)
+        if use_recorded_tail(rec, mode, groups.num_groups):
+            cross = tail_cross_terms(rec, target_t, objective, groups, chunk_size)
         activation = rec.activation
         del rec  # frees the recorded graph before any pass through the whole network
         if cross is None:
@@ -336,7 +330,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
 
         return layer.register_forward_hook(forward_hook)
 
-    def _record(self, fmt: FormattedInputs, to_input: bool) -> _Recording:
+    def _record(self, fmt: FormattedInputs, to_input: bool) -> Recording:
         """One forward pass that records the activation and builds the graph of
         the layers after ``layer`` only.
 
@@ -346,13 +340,16 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         the Grad-CAM gradient with a tail-only backward and the memory one more
         HVP direction needs.
         """
-        state: Dict[str, Any] = {"calls": 0}
+        state: Dict[str, Any] = {"calls": 0, "trunk_flops": 0}
         saved = [0]
+        flops = FlopCounterMode(display=False)
+        weights = weight_ptrs(self.forward_func)
 
         def capture(value: Tensor) -> Tensor:
             state["calls"] += 1
             if state["calls"] > 1:
                 return value
+            state["trunk_flops"] = flops.get_total_flops()
             activation = value.detach().clone()
             leaf = activation.detach().requires_grad_(True)
             state["activation"], state["leaf"] = activation, leaf
@@ -362,13 +359,17 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             return leaf.clone()
 
         def pack(t: Tensor) -> Tensor:
-            saved[0] += t.numel() * t.element_size()
+            # Weights are shared by every direction: only activations count.
+            if not isinstance(t, nn.Parameter) and t.data_ptr() not in weights:
+                saved[0] += t.numel() * t.element_size()
             return t
 
         grad_mode = torch.is_grad_enabled()
         handle = self._register(capture, to_input)
         try:
-            with torch.no_grad(), torch.autograd.graph.saved_tensors_hooks(pack, _identity):
+            with torch.no_grad(), torch.autograd.graph.saved_tensors_hooks(
+                pack, _identity
+            ), flops:
                 output = run_forward(self.forward_func, fmt.inputs, fmt.additional_forward_args)
         finally:
             handle.remove()
@@ -386,7 +387,9 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             raise TypeError(
                 f"The forward function must return a Tensor, got {type(output).__name__}."
             )
-        return _Recording(activation, state["leaf"], output, saved[0])
+        trunk_flops = int(state["trunk_flops"])
+        tail_flops = int(flops.get_total_flops()) - trunk_flops
+        return Recording(activation, state["leaf"], output, saved[0], trunk_flops, tail_flops)
 
     def _check_calls(self, calls: int, to_input: bool) -> None:
         where = "input" if to_input else "output"
@@ -433,7 +436,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
 
         problem = make_problem(score_of_activation, activation, target, None, objective, mode,
                                check_output=False)
-        make, reduce = _cell_vectors(groups, activation)
+        make, reduce = cell_vectors(groups, activation)
         handle = self._register(replace, to_input)
         try:
             rows = Engine(problem, mode).apply(make, groups.num_groups, chunk_size, reduce)
@@ -461,7 +464,7 @@ def _resolve_target(output: Tensor, target: Optional[Tensor], objective: str) ->
     return output.argmax(dim=1).cpu()
 
 
-def _grad_cam(rec: _Recording, target: Optional[Tensor], objective: str) -> Tensor:
+def _grad_cam(rec: Recording, target: Optional[Tensor], objective: str) -> Tensor:
     """Grad-CAM exactly as Captum's ``LayerGradCam`` computes it: channel
     weights are the spatial mean of the gradient, the map their weighted sum
     of the activation channels (no ReLU)."""
@@ -481,21 +484,6 @@ def _pair_scores(cross: Tensor) -> Tensor:
     return scores * (1 - torch.eye(scores.shape[1], dtype=scores.dtype, device=scores.device))
 
 
-def _budget_chunk(activation: Tensor, tail_bytes: int, num: int) -> int:
-    """Directions per vectorised pass: each costs about three times what the
-    tail of the network saves for backward (tangent forward and backward and
-    their saved values) plus a few copies of the activation."""
-    per_vector = 3 * tail_bytes + 4 * activation.numel() * activation.element_size()
-    budget = resolve_budget(None, activation.device)
-    return int(max(1, min(num, budget // max(per_vector, 1))))
-
-
-def _engine_precision(activation: Tensor) -> str:
-    """The precision the engine would run at here (an ``hvp_precision`` block
-    applies to float32 activations)."""
-    return resolve_precision(None, activation.dtype)
-
-
 def _checked_groups(
     regions: Optional[Tensor], activation: Tensor, input_grid: Tuple[int, ...], max_regions: int
 ) -> FeatureGroups:
@@ -508,60 +496,3 @@ def _checked_groups(
             "(or raise `max_regions`)."
         ) from None
     return groups
-
-
-def _cell_vectors(
-    groups: FeatureGroups, activation: Tensor
-) -> Tuple[Callable[[int, int], Tuple[Tensor, ...]], Callable[[Tuple[Tensor, ...]], Tensor]]:
-    """The engine's ``make_vectors`` (indicators ``1_s`` of regions
-    ``start..stop-1``, ``(k, B, C, *grid)``) and ``reduce`` (``(k, B, R)``:
-    ``sum_{r in a} sum_k A[k, r] (H 1_s)[k, r]`` per row region ``a``)."""
-    batch, dtype, device = activation.shape[0], activation.dtype, activation.device
-    flat_activation = activation.reshape(batch, -1)
-
-    def make(start: int, stop: int) -> Tuple[Tensor, ...]:
-        ind = groups.indicators(start, stop, batch, dtype, device)  # (k, B, C*S)
-        return (ind.view(stop - start, *activation.shape),)
-
-    def reduce(products: Tuple[Tensor, ...]) -> Tensor:
-        hv = products[0].reshape(products[0].shape[0], batch, -1)
-        return groups.project(flat_activation * hv)  # (k, B, R)
-
-    return make, reduce
-
-
-def _tail_cross_terms(
-    rec: _Recording,
-    target: Optional[Tensor],
-    objective: str,
-    groups: FeatureGroups,
-    chunk_size: int,
-) -> Optional[Tensor]:
-    """``M`` from the recorded tail alone: reverse-over-reverse products
-    through the graph of the layers after ``layer`` (recorded once, with the
-    layers before it under ``no_grad``), so nothing before the layer runs again.
-
-    Returns None when the recorded tail has no double backward (an operator
-    without one, a fused attention kernel): the caller then goes through the
-    whole network, where ``auto`` can use forward-over-reverse."""
-    try:
-        with torch.enable_grad():
-            score = select_objective(rec.output, target, objective).sum()
-        recorded = RecordedGradient(score, [rec.leaf])
-        # The problem fixes batch, dtype, device and precision for the engine;
-        # the recorded kernel never calls its forward.
-        problem = make_problem(_no_forward, rec.activation, target, None, objective, "rev_rev",
-                               check_output=False)
-        make, reduce = _cell_vectors(groups, rec.activation)
-        rows = Engine(problem, "rev_rev", rev_rev=recorded).apply(
-            make, groups.num_groups, chunk_size, reduce
-        )
-    except RuntimeError as err:
-        if is_oom(err):
-            raise
-        return None  # e.g. an operator without double backward
-    return rows.permute(1, 2, 0)  # rows[s, b, a] -> M[b, a, s]
-
-
-def _no_forward(*args: Any) -> Tensor:
-    raise RuntimeError("TaylorCAM's recorded tail never re-runs the model.")  # pragma: no cover

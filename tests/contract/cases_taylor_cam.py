@@ -42,6 +42,15 @@ def _run_first_order_regions(model, x, target, args, seed):
     )
 
 
+def _run_recorded_tail(model, x, target, args, seed):
+    # rev_rev: the products go through the recorded tail graph (no second pass
+    # through the layers before conv2).
+    return TaylorCAM(model, model.conv2).attribute(
+        x, target=target, additional_forward_args=args, mode="rev_rev",
+        return_first_order=True,
+    )
+
+
 def _run_layer_input(model, x, target, args, seed):
     return TaylorCAM(model, model.act2).attribute(
         x, target=target, additional_forward_args=args, attribute_to_layer_input=True,
@@ -58,4 +67,6 @@ CASES = [
                  _run_layer_input, targets=[2, 0, 1], atol=1e-10, rtol=1e-8),
     ContractCase("taylor-cam-conv2-args", _scaled_cnn, _scaled_inputs, _run_conv2,
                  targets=[1, 0, 2], atol=1e-10, rtol=1e-8),
+    ContractCase("taylor-cam-recorded-tail", _scaled_cnn, _scaled_inputs, _run_recorded_tail,
+                 targets=[0, 2, 1], atol=1e-10, rtol=1e-8),
 ]
