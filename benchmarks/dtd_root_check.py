@@ -7,7 +7,14 @@ time of Captum's ``LRP`` with ``Alpha1_Beta0_Rule(set_bias_to_zero=True)``,
 the baseline, measured back to back in the same run, plus the number of roots
 checked per second. Ratios, not absolute times, are the result.
 
-Run: ``python benchmarks/dtd_root_check.py [--quick]``
+``--resnet`` adds torchvision resnet18 and vgg11_bn (random weights) at
+3x64x64, batch 1, float32: ``check`` with ``max_roots=8``,
+``n_segment_points=4``, ``n_directions=1`` (sampled roots), its time over one
+``attribute`` call (Captum's LRP has no rule for residual additions, so it
+cannot be the baseline there) and the peak extra memory of ``check``
+(``timing.peak_memory``).
+
+Run: ``python benchmarks/dtd_root_check.py [--quick] [--resnet]``
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import platform
 import torch
 from captum.attr import LRP
 from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule
-from timing import median_ratio, timed
+from timing import median_ratio, peak_memory, timed
 from torch import nn
 
 from captum_higher_order.attr.dtd_root_check import DTDRootCheck
@@ -50,6 +57,8 @@ def captum_lrp(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--resnet", action="store_true",
+                        help="also torchvision resnet18 and vgg11_bn at 3x64x64")
     args = parser.parse_args()
     repeats = 2 if args.quick else 5
     torch.manual_seed(0)
@@ -60,6 +69,30 @@ def main() -> None:
           f"{'roots/s':>8}")
     for side in (8, 16):
         run_one(side, repeats)
+    if args.resnet:
+        print(f"{'model':>10} {'check s':>8} {'check / attribute':>18} {'peak MiB':>9} "
+              f"{'roots':>6}")
+        for name in ("resnet18", "vgg11_bn"):
+            run_torchvision(name)
+
+
+def run_torchvision(name: str) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.rand(1, 3, 64, 64)
+    dtd = DTDRootCheck(model, rule="z+")
+
+    def check() -> object:
+        return dtd.check(x, target=0, max_roots=8, n_segment_points=4, n_directions=1)
+
+    t_attr = timed(lambda: dtd.attribute(x, target=0))
+    start = timed(lambda: None)
+    report, mib = peak_memory(check)
+    seconds = timed(check) + start
+    n_roots = int(report.n_roots.sum())  # type: ignore[attr-defined]
+    print(f"{name:>10} {seconds:>8.1f} {seconds / t_attr:>18.1f} {mib:>9.0f} {n_roots:>6d}")
 
 
 def run_one(side: int, repeats: int) -> None:

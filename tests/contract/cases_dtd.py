@@ -16,6 +16,18 @@ def _relu_cnn():
     return small_cnn(nn.ReLU)
 
 
+def _relu_resnet():
+    """A torchvision ResNet with one BasicBlock per stage (residual additions,
+    BatchNorm folding, adaptive pooling); float64, eval."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=4).double().eval()
+
+
+def _resnet_inputs(model):
+    return torch.rand(2, 3, 16, 16, dtype=torch.float64), None
+
+
 def _mlp_inputs(model):
     return torch.rand(3, 6, dtype=torch.float64), None
 
@@ -48,6 +60,8 @@ CASES = [
     ContractCase("dtd-zplus-mlp", _relu_mlp, _mlp_inputs, _run_zplus, targets=[0, 3, 1],
                  tags={"result": "map"}),
     ContractCase("dtd-gamma-cnn", _relu_cnn, _cnn_inputs, _run_gamma, targets=[1, 2],
+                 tags={"result": "map"}),
+    ContractCase("dtd-zplus-resnet", _relu_resnet, _resnet_inputs, _run_zplus, targets=[3, 1],
                  tags={"result": "map"}),
     ContractCase("dtd-check-cnn", _relu_cnn, _cnn_inputs, _run_check, targets=[2, 0],
                  atol=1e-8, stochastic=True),

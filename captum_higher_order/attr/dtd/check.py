@@ -72,6 +72,7 @@ class LayerSetup:
     live: List[int]  # slots read from the actual forward (besides the layer input)
     switches: List[int]  # nodes of ReLUs / max-pools to watch
     refs: Dict[int, Tuple[Tensor, Tensor]] = field(default_factory=dict)
+    patterns: Dict[int, Tensor] = field(default_factory=dict)  # every switch re-run
     own: Optional[int] = None  # the ReLU right on top of the layer
 
 
@@ -108,6 +109,10 @@ def _setup(fw: ForwardPass, li: int, grad: Tensor, owner: Dict[int, int],
     setup = LayerSetup(k, op, rule, a, a.reshape(batch, -1), box, bias_units.reshape(-1),
                        fw.rel_out[k].reshape(batch, -1), grad, start, live,
                        [m for m in sorted(owner) if m >= start and owner[m] >= li])
+    for m in range(start, len(fw.nodes)):
+        sw = fw.nodes[m].op
+        if isinstance(sw, ActOp) and sw.is_switch:
+            setup.patterns[m] = sw.state(fw.slots[fw.nodes[m].src[0]])
     for m in setup.switches:
         sw = fw.nodes[m].op
         assert isinstance(sw, ActOp)
@@ -150,26 +155,70 @@ def select_pairs(rel: Tensor, max_roots: Optional[int],
     return torch.cat(parts), torch.cat(weights), sampled
 
 
-def segment_pass(fw: ForwardPass, st: LayerSetup, pb: Tensor, pts: Tensor,
-                 n_pts: int) -> Tuple[Tensor, Tensor, Dict[int, Tensor]]:
-    """``F_l`` and its gradient at ``pts`` (P, n_pts, D), and the input of every
-    watched switch at each root (row 0 of each pair)."""
+def segment_pass(fw: ForwardPass, st: LayerSetup, pb: Tensor, pts: Tensor, n_pts: int,
+                 s: CheckSettings) -> Tuple[Tensor, Tensor, Dict[int, Tensor]]:
+    """``F_l`` at the roots, whether ``F_l`` keeps the gradient ``g_l`` at every
+    midpoint (P,) bool, and the input of every watched switch at each root.
+
+    ``pts`` is (P, n_pts, D): row 0 the root, rows 1.. the midpoints. One pass
+    without autograd records, per point, whether any ReLU sign or max-pool
+    argmax differs from its state at ``a``. The network above is piecewise
+    linear, so its gradient depends only on that pattern: where it is the same,
+    the gradient *is* ``g_l``. Gradients are computed (forward and backward)
+    only where the pattern differs, one midpoint per pair and round, until a
+    differing gradient settles the pair."""
     n_p = pts.shape[0]
     rows = pb.repeat_interleave(n_pts)
     tgt = None if fw.target is None else fw.target[pb.cpu()].repeat_interleave(n_pts)
+    differs = torch.zeros(n_p * n_pts, dtype=torch.bool, device=pts.device)
+    at_root: Dict[int, Tensor] = {}
+    watched = set(st.switches)
+
+    def observe(m: int, z: Tensor) -> None:
+        nonlocal differs
+        if m not in st.patterns:
+            return
+        sw = fw.nodes[m].op
+        assert isinstance(sw, ActOp)
+        differs = differs | (sw.state(z) != st.patterns[m][rows]).flatten(1).any(1)
+        if m in watched:
+            at_root[m] = z.reshape(n_p, n_pts, *z.shape[1:])[:, 0]
+
+    last = fw.nodes[-1].dst
+    with torch.no_grad():
+        values = {q: fw.slots[q][rows] for q in st.live}
+        values[fw.nodes[st.k].src[0]] = pts.reshape(n_p * n_pts, *st.a.shape[1:])
+        out = run_tape(fw.nodes, values, st.start, observe, keep=(last,))[last]
+        f_pts = select_objective(out, tgt, "output").view(n_p, n_pts)
+    return f_pts, _same_gradient(fw, st, pb, pts, differs.view(n_p, n_pts)[:, 1:], s), at_root
+
+
+def _same_gradient(fw: ForwardPass, st: LayerSetup, pb: Tensor, pts: Tensor,
+                   pending: Tensor, s: CheckSettings) -> Tensor:
+    """(P,) bool: the gradient at every midpoint flagged in ``pending`` (P, n)
+    equals ``g_l`` within the tolerance (unflagged midpoints share ``a``'s
+    activation pattern, hence its gradient)."""
+    same = torch.ones(pts.shape[0], dtype=torch.bool, device=pts.device)
+    pending = pending.clone()
+    grad_scale = st.grad.abs().amax(1)
     in_slot = fw.nodes[st.k].src[0]
-    with torch.enable_grad():
-        xp = pts.reshape(n_p * n_pts, *st.a.shape[1:]).requires_grad_(True)
-        values = {s: fw.slots[s][rows] for s in st.live}
-        values[in_slot] = xp
-        values = run_tape(fw.nodes, values, st.start)
-        f_pts = select_objective(values[fw.nodes[-1].dst], tgt, "output")
-        (g_pts,) = torch.autograd.grad(f_pts.sum(), xp)
-    at_root = {}
-    for m in st.switches:
-        z = values[fw.nodes[m].src[0]].detach()
-        at_root[m] = z.reshape(n_p, n_pts, *z.shape[1:])[:, 0]
-    return f_pts.detach().view(n_p, n_pts), g_pts.reshape(n_p, n_pts, -1), at_root
+    while bool(pending.any()):
+        pi = pending.any(1).nonzero()[:, 0]
+        mi = pending[pi].to(torch.uint8).argmax(1)  # the first flagged midpoint
+        rows = pb[pi]
+        tgt = None if fw.target is None else fw.target[rows.cpu()]
+        with torch.enable_grad():
+            xp = pts[pi, 1 + mi].reshape(-1, *st.a.shape[1:]).requires_grad_(True)
+            values = {q: fw.slots[q][rows] for q in st.live}
+            values[in_slot] = xp
+            out = run_tape(fw.nodes, values, st.start)[fw.nodes[-1].dst]
+            (g,) = torch.autograd.grad(select_objective(out, tgt, "output").sum(), xp)
+        change = (g.reshape(len(pi), -1) - st.grad[rows]).abs().amax(-1)
+        changed = change > s.flip_tol * grad_scale[rows] + s.tiny
+        same[pi[changed]] = False
+        pending[pi[changed]] = False  # settled: invalid
+        pending[pi, mi] = False
+    return same
 
 
 def root_flips(fw: ForwardPass, st: LayerSetup, owner: Dict[int, int], pb: Tensor,
@@ -265,7 +314,6 @@ def check_layer(fw: ForwardPass, li: int, grad: Tensor, out_scale: Tensor,
     s_grid = torch.cat([torch.zeros(1, dtype=dtype, device=device),
                         (torch.arange(s.n_seg, dtype=dtype, device=device) + 0.5) / s.n_seg])
     per_chunk = max(1, min(s.chunk_size, max(n_pts, POINT_ELEMENTS // max(dim, 1))) // n_pts)
-    grad_scale = grad.abs().amax(1)
     for first in range(0, pairs.shape[0], per_chunk):
         pb, pj = pairs[first:first + per_chunk].unbind(1)
         ab = st.a_flat[pb]
@@ -273,10 +321,9 @@ def check_layer(fw: ForwardPass, li: int, grad: Tensor, out_scale: Tensor,
         box = None if st.box is None else (st.box[0][pb], st.box[1][pb])
         r, ok = st.rule.roots(ab, wj, bj, box, s.tiny, s.local)
         pts = r.unsqueeze(1) + s_grid.view(1, -1, 1) * (ab - r).unsqueeze(1)
-        f_pts, g_pts, at_root = segment_pass(fw, st, pb, pts, n_pts)
+        f_pts, same_grad, at_root = segment_pass(fw, st, pb, pts, n_pts, s)
         # Valid: F_l keeps the gradient it has at a on the whole open segment.
-        change = (g_pts[:, 1:] - grad[pb].unsqueeze(1)).abs().amax(-1)
-        valid = ok & (change <= s.flip_tol * grad_scale[pb].unsqueeze(1) + s.tiny).all(1)
+        valid = ok & same_grad
         flips = root_flips(fw, st, owner, pb, pj, at_root, n_layers)
         taylor = (fw.score.detach()[pb] - f_pts[:, 0]
                   - (grad[pb] * (ab - r)).sum(1)).abs() / out_scale[pb]

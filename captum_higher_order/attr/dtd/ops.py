@@ -10,7 +10,7 @@ weights, so nothing here can touch the user's model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -212,15 +212,32 @@ class Node:
     modules: Tuple[str, ...] = ()
 
 
-def run_tape(nodes: Sequence[Node], values: Dict[int, Tensor],
-             start: int = 0) -> Dict[int, Tensor]:
+def run_tape(nodes: Sequence[Node], values: Dict[int, Tensor], start: int = 0,
+             observe: Optional[Callable[[int, Tensor], None]] = None,
+             keep: Optional[Sequence[int]] = None) -> Dict[int, Tensor]:
     """Run ``nodes[start:]`` on the slots in ``values`` (which must hold every
-    slot those nodes read before writing it); return all slots."""
+    slot those nodes read before writing it); return all slots.
+
+    ``observe(k, x)`` is called with the (first) input of every node ``k``.
+    With ``keep``, every other slot is dropped after its last use, so only one
+    layer's activations are alive at a time (for passes without autograd)."""
     values = dict(values)
-    for node in nodes[start:]:
+    last_use: Dict[int, int] = {}
+    if keep is not None:
+        for k in range(start, len(nodes)):
+            for src in nodes[k].src:
+                last_use[src] = k
+    for k in range(start, len(nodes)):
+        node = nodes[k]
         xs = [values[s] for s in node.src]
+        if observe is not None:
+            observe(k, xs[0])
         if isinstance(node.op, AddOp):
             values[node.dst] = node.op.apply(*xs)
         else:
             values[node.dst] = node.op.apply(xs[0])
+        if keep is not None:
+            for src in node.src:
+                if last_use.get(src) == k and src not in keep:
+                    values.pop(src, None)
     return values
