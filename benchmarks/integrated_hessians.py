@@ -188,6 +188,7 @@ def run_resnet(size: int, cells: int, device: str, tol: float = 1e-3) -> str:
     ih = IntegratedHessians(model)
     kwargs = dict(target=0, objective="log_softmax", feature_mask=mask)
     with softplus_surrogate(model, beta=10.0):
+        ih.attribute(x, n_steps=1, **kwargs)  # warm-up (first-call costs)
         start = time.perf_counter()
         adaptive = ih.attribute(x, n_steps=None, tol=tol, **kwargs)
         sync(device)
