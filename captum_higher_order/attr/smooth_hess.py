@@ -505,7 +505,9 @@ class _Block:
         if antithetic:
             torch.sub(x, eps, out=points[:, k:])  # pairs: rows j and k + j
         del eps
-        g = self.gradients(points)
+        # Autograd may hand back a broadcast gradient (f = x.sum()); the
+        # in-place difference below needs memory of its own.
+        g = self.gradients(points).contiguous()
         del points
         if grad_sum is not None:
             grad_sum += g.sum(dim=1)

@@ -317,3 +317,16 @@ def test_inside_noise_tunnel_generator_makes_batching_irrelevant():
         batched = run(x, **kw)
         single = torch.cat([run(x[i:i + 1], **kw) for i in range(2)])
         assert torch.equal(batched, single) is same
+
+
+def test_broadcast_gradients_of_a_sum_are_handled():
+    # f = sum(x): autograd returns a broadcast (stride-0) gradient, which the
+    # in-place antithetic difference must not write into. H = 0, grad = 1.
+    x = torch.randn(2, 5)
+    hess, grad = SmoothHess(lambda z: z.sum(1)).attribute(
+        x, n_samples=8, generator=0, return_gradient=True)
+    assert torch.equal(grad, torch.ones_like(x))
+    assert torch.equal(hess, torch.zeros(2, 5, 5))
+    grouped = SmoothHess(lambda z: z.sum(1)).attribute(
+        x, n_samples=8, generator=0, feature_mask=torch.tensor([[0, 0, 1, 1, 2]]))
+    assert torch.equal(grouped, torch.zeros(2, 3, 3))
