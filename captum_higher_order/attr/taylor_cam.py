@@ -281,7 +281,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         groups = _region_groups(regions, activation, input_grid)
         num = groups.num_groups
         try:
-            check_dense_size(num, max_regions, "TaylorCAM's pair map")
+            check_dense_size(num, max_regions, "TaylorCAM's pair map", "max_regions", "`regions`")
         except ValueError as err:
             raise ValueError(
                 f"{err} For TaylorCAM, group the layer's cells with `regions` "
