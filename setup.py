@@ -37,6 +37,7 @@ DEV = VISION + INTEROP + ["path-explain"] + [
     "nbformat",
     "ipykernel",
     "tqdm",
+    "zennit",  # oracle for DTDRootCheck on ResNet/VGG (tests/attr/dtd)
 ]
 
 setup(

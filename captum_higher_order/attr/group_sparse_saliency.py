@@ -201,7 +201,8 @@ def fista(
             delta = x_new - y
             curvature = _dot(delta, ax_new - ay)
             # Relative slack: the two sides agree to rounding when L is tight.
-            ok = curvature <= lam_l * _dot(delta, delta) * (1 + 1e-10) + 1e-300
+            ok = (curvature <= lam_l * _dot(delta, delta) * (1 + 1e-10)
+                  + torch.finfo(curvature.dtype).tiny)
             grow = pending & ~ok
             lam_l = torch.where(grow, 2.0 * lam_l, lam_l)
             pending = grow
