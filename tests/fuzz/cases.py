@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Tuple, Type
 import torch
 
 import captum_higher_order as cho
+import captum_higher_order.hessian as hessian_fn
 from tests.models import mlp, small_cnn, two_input_net
 
 D = torch.float64
@@ -42,7 +43,18 @@ METHODS: Dict[str, Callable[..., Any]] = {
         x, **{"n_steps": 2, **k}),
     "SmoothHess": lambda f, x, **k: cho.SmoothHess(f).attribute(
         x, **{"n_samples": 4, **k}),
+    "ExpectedHessians": lambda f, x, **k: cho.ExpectedHessians(f).attribute(
+        x, **{"baselines": _references(x), "n_steps": 2, **k}),
+    "hessian": lambda f, x, **k: hessian_fn.hessian(f, x, **k),
 }
+
+
+def _references(x: Any) -> torch.Tensor:
+    """Two zero references shaped like one sample of ``x``."""
+    shape = x.shape[1:] if isinstance(x, torch.Tensor) and x.dim() else (6,)
+    return torch.zeros(2, *shape, dtype=D)
+
+
 MASKED = ("GroupSparseSaliency", "CrossDerivatives", "IntegratedHessians", "SmoothHess")
 
 
