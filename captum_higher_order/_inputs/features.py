@@ -179,12 +179,15 @@ def format_feature_mask(
     return FeatureGroups(index.reshape(ids_full.shape), ids)
 
 
-def check_dense_size(num: int, max_features: int, what: str) -> None:
-    """Refuse dense ``num x num`` results above ``max_features``."""
+def check_dense_size(num: int, max_features: int, what: str,
+                     limit_name: str = "max_features",
+                     grouping: str = "a Captum-style `feature_mask` (e.g. superpixels "
+                                     "or channels)") -> None:
+    """Refuse dense ``num x num`` results above ``max_features``; ``limit_name``
+    and ``grouping`` name the method's own parameters in the message."""
     if num > max_features:
         raise ValueError(
             f"{what} would be a dense {num} x {num} matrix per sample, above "
-            f"max_features={max_features}. Group features with a Captum-style "
-            "`feature_mask` (e.g. superpixels or channels) so the result is G x G, "
-            "or raise `max_features` if you have the memory."
+            f"{limit_name}={max_features}. Group features with {grouping} so the "
+            f"result is G x G, or raise `{limit_name}` if you have the memory."
         )

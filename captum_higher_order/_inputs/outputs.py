@@ -13,7 +13,7 @@ from captum_higher_order._inputs.formatting import (
     run_forward,
     slice_samples,
 )
-from captum_higher_order._inputs.model import find_module
+from captum_higher_order._inputs.model import check_model_state, find_module
 
 _SHAPES = "shape (B,) or (B, C) (one score, or one row of class scores, per sample)"
 
@@ -74,6 +74,7 @@ def check_forward(
     """
     if fmt.checked_output is not None:
         return fmt.checked_output
+    check_model_state(forward_func)  # before running it (batch-norm in training mode)
     if output is None:
         try:
             with torch.no_grad():

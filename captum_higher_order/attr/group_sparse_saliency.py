@@ -39,6 +39,7 @@ from captum_higher_order._numeric import positive_floor
 from captum_higher_order.attr.second_order_saliency import (
     caso_problem,
     check_caso_args,
+    check_iteration_caps,
     convex_ridge,
     default_tols,
 )
@@ -463,6 +464,7 @@ class GroupSparseSaliency(GradientAttribution):
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
         lo, hi = _check_sparsity_range(sparsity_range)
         _check_solver_args(max_iter, search_steps)
+        check_iteration_caps(eig_max_iter=eig_max_iter)
         problem, g, hessian_op = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
             self.mode, second_order,

@@ -100,6 +100,14 @@ def check_caso_args(lambda2: float, lambda2_mode: str, objective: str, mode: str
     check_mode(mode)
 
 
+def check_iteration_caps(**caps: Optional[int]) -> None:
+    """Refuse iteration caps that are not positive ints (None: the default)."""
+    for name, value in caps.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"`{name}` must be a positive int or None, got {value!r}.")
+
+
 #: Default tolerances by input dtype: (solver, Lanczos). In float32 the
 #: cross-entropy HVPs of confident samples carry relative rounding errors near
 #: eps / (1 - p) (softmax cancellation), so tighter residuals are unreachable.
@@ -107,12 +115,13 @@ _DEFAULT_TOLS = {torch.float64: (1e-8, 1e-6), torch.float32: (1e-4, 1e-3)}
 
 
 def default_tols(dtype: torch.dtype, tol: Optional[float],
-                 eig_tol: Optional[float]) -> Tuple[float, float]:
-    """Fill in ``None`` tolerances for ``dtype`` (half precision: 1e-2)."""
+                 eig_tol: Optional[float], tol_name: str = "tol") -> Tuple[float, float]:
+    """Fill in ``None`` tolerances for ``dtype`` (half precision: 1e-2);
+    ``tol_name`` is the solver tolerance's parameter name, for the message."""
     solver_tol, lanczos_tol = _DEFAULT_TOLS.get(dtype, (1e-2, 1e-2))
     tol = solver_tol if tol is None else tol
     eig_tol = lanczos_tol if eig_tol is None else eig_tol
-    for name, value in (("tol", tol), ("eig_tol", eig_tol)):
+    for name, value in ((tol_name, tol), ("eig_tol", eig_tol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"`{name}` must be a positive float or None, got {value!r}.")
     return float(tol), float(eig_tol)
@@ -388,13 +397,14 @@ class SecondOrderSaliency(GradientAttribution):
         """
         started = time.perf_counter()
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
+        check_iteration_caps(cg_max_iter=cg_max_iter, eig_max_iter=eig_max_iter)
         problem, g, operator = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
             self.mode, second_order,
         )
         fmt = problem.fmt
         batch = fmt.batch_size
-        cg_tol, eig_tol = default_tols(fmt.dtype, cg_tol, eig_tol)
+        cg_tol, eig_tol = default_tols(fmt.dtype, cg_tol, eig_tol, "cg_tol")
         if not second_order:
             zeros = torch.zeros(batch, dtype=g.dtype, device=g.device)
             self.last_info = SecondOrderInfo(

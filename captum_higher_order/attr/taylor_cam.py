@@ -489,7 +489,8 @@ def _checked_groups(
 ) -> FeatureGroups:
     groups = region_groups(regions, activation, input_grid)
     try:
-        check_dense_size(groups.num_groups, max_regions, "TaylorCAM's pair map")
+        check_dense_size(groups.num_groups, max_regions, "TaylorCAM's pair map",
+                         "max_regions", "`regions`")
     except ValueError as err:
         raise ValueError(
             f"{err} For TaylorCAM, group the layer's cells with `regions` "

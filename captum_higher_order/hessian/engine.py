@@ -114,6 +114,20 @@ def is_forward_ad_error(err: BaseException) -> bool:
     return any(phrase in text for phrase in _FORWARD_AD_PHRASES)
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def check_half_finite(products: Tuple[Tensor, ...], dtype: torch.dtype) -> None:
+    """In float16/bfloat16 a second-order pass can overflow where the output
+    does not: raise instead of returning NaN (docs/design.md, "Dtype policy")."""
+    if dtype in HALF_DTYPES and not all(bool(torch.isfinite(p).all()) for p in products):
+        raise ValueError(
+            f"A Hessian-vector product overflowed to NaN/Inf in {dtype} (largest finite "
+            f"value {torch.finfo(dtype).max:.4g}). Run the model and inputs in float32 "
+            "(model.float(), x.float()) for this input."
+        )
+
+
 def check_finite(tensors: Tuple[Tensor, ...], what: str) -> None:
     for t in tensors:
         if not bool(torch.isfinite(t).all()):
@@ -266,6 +280,7 @@ class Engine:
             out = self._dispatch(vectors)
         if self.precision == "bfloat16":
             out = tuple(o.to(self.problem.fmt.dtype) for o in out)
+        check_half_finite(out, self.problem.fmt.dtype)
         return out
 
     def gradient(self) -> Tuple[Tensor, ...]:

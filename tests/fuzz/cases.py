@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Tuple, Type
 import torch
 
 import captum_higher_order as cho
+import captum_higher_order.hessian as hessian_fn
 from tests.models import mlp, small_cnn, two_input_net
 
 D = torch.float64
@@ -42,7 +43,18 @@ METHODS: Dict[str, Callable[..., Any]] = {
         x, **{"n_steps": 2, **k}),
     "SmoothHess": lambda f, x, **k: cho.SmoothHess(f).attribute(
         x, **{"n_samples": 4, **k}),
+    "ExpectedHessians": lambda f, x, **k: cho.ExpectedHessians(f).attribute(
+        x, **{"baselines": _references(x), "n_steps": 2, **k}),
+    "hessian": lambda f, x, **k: hessian_fn.hessian(f, x, **k),
 }
+
+
+def _references(x: Any) -> torch.Tensor:
+    """Two zero references shaped like one sample of ``x``."""
+    shape = x.shape[1:] if isinstance(x, torch.Tensor) and x.dim() else (6,)
+    return torch.zeros(2, *shape, dtype=D)
+
+
 MASKED = ("GroupSparseSaliency", "CrossDerivatives", "IntegratedHessians", "SmoothHess")
 
 
@@ -231,7 +243,55 @@ def _parameter_cases() -> List[Case]:
              additional_forward_args=(torch.ones(3, dtype=D),)),
          ValueError, "batch"),
     ]
+    rows += [(m, f"{k}={v!r}", _kw(m, k, v), e, p) for m, k, v, e, p in _PARAMETERS]
     return [Case(m, n, c, e, p) for m, n, c, e, p in rows]
+
+
+def _kw(method: str, key: str, value: Any) -> Callable[[], Any]:
+    if method == "TaylorCAM":
+        return _taylor(lambda o: o, target=0, **{key: value})
+    extra = {"order": 3, "top_k": 2} if key in ("search", "top_k") else {}
+    return lambda: METHODS[method](_M, _x(), target=0, **{**extra, key: value})
+
+
+#: (method, parameter, bad value, error, phrase): the message names the parameter.
+_PARAMETERS: List[Tuple[str, str, Any, Type[BaseException], str]] = [
+    ("SecondOrderSaliency", "cg_tol", 0.0, ValueError, "`cg_tol` must be"),
+    ("SecondOrderSaliency", "cg_max_iter", 0, ValueError, "`cg_max_iter` must be"),
+    ("SecondOrderSaliency", "eig_max_iter", 0, ValueError, "`eig_max_iter` must be"),
+    ("SecondOrderSaliency", "eig_tol", -1.0, ValueError, "`eig_tol` must be"),
+    ("SecondOrderSaliency", "lambda2_mode", "x", ValueError, "Unknown lambda2_mode"),
+    ("GroupSparseSaliency", "eig_max_iter", 0, ValueError, "`eig_max_iter` must be"),
+    ("GroupSparseSaliency", "tol", -1.0, ValueError, "`tol` must be"),
+    ("GroupSparseSaliency", "max_iter", 0, ValueError, "`max_iter` must be"),
+    ("GroupSparseSaliency", "search_steps", 0, ValueError, "`search_steps` must be"),
+    ("GroupSparseSaliency", "sparsity_range", (1.0, 0.0), ValueError, "`sparsity_range`"),
+    ("GroupSparseSaliency", "sparsity_range", (0.5,), TypeError, "`sparsity_range`"),
+    ("GroupSparseSaliency", "lambda1", torch.ones(3), ValueError, "`lambda1`"),
+    ("CrossDerivatives", "order", 2.0, ValueError, "`order`"),
+    ("CrossDerivatives", "top_k", 2.5, ValueError, "`top_k`"),
+    ("CrossDerivatives", "search", "x", ValueError, "`search`"),
+    ("CrossDerivatives", "chunk_size", 1.5, ValueError, "`chunk_size`"),
+    ("CrossDerivatives", "chunk_size", True, ValueError, "`chunk_size`"),
+    ("CrossDerivatives", "mode", "x", ValueError, "Unknown mode"),
+    ("CrossDerivatives", "max_features", 0, ValueError, "max_features=0"),
+    ("IntegratedHessians", "n_steps", 2.5, ValueError, "`n_steps`"),
+    ("IntegratedHessians", "method", "x", ValueError, "Unknown method"),
+    ("IntegratedHessians", "internal_batch_size", 1.5, ValueError, "`internal_batch_size`"),
+    ("IntegratedHessians", "baselines", torch.zeros(3, 5, dtype=D), ValueError,
+     "baselines[0] of shape (3, 5)"),
+    ("IntegratedHessians", "max_features", 0, ValueError, "max_features=0"),
+    ("SmoothHess", "n_samples", 5, ValueError, "odd"),
+    ("SmoothHess", "sigma", float("nan"), ValueError, "`sigma`"),
+    ("SmoothHess", "sigma", torch.ones(3), ValueError, "sigma[0] of shape (3,)"),
+    ("SmoothHess", "batch_size", 1.5, ValueError, "`batch_size`"),
+    ("SmoothHess", "generator", "x", TypeError, "`generator`"),
+    ("SmoothHess", "max_features", 0, ValueError, "max_features=0"),
+    ("TaylorCAM", "max_regions", 0, ValueError, "above max_regions=0"),
+    ("TaylorCAM", "chunk_size", -1, ValueError, "`chunk_size`"),
+    ("TaylorCAM", "mode", "x", ValueError, "Unknown mode"),
+    ("TaylorCAM", "regions", torch.zeros(3, 3, dtype=torch.long), ValueError, "`regions`"),
+]
 
 
 def all_cases() -> List[Case]:
