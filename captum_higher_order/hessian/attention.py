@@ -35,6 +35,7 @@ __all__ = [
     "attention_modules",
     "fused_attention_lacks_second_order",
     "check_attention",
+    "refuse_unsupported_attention",
 ]
 
 #: Hugging Face attention implementations that do not go through
@@ -65,11 +66,13 @@ def attention_modules(module: Optional[nn.Module]) -> List[str]:
     if module is None:
         return []
     names = []
+    hf_seen = False
     for name, sub in module.named_modules():
         if isinstance(sub, nn.MultiheadAttention):
             names.append(name or type(sub).__name__)
-        elif name == "" and _hf_implementation(sub) not in (None, "eager"):
-            names.append(type(sub).__name__)
+        elif not hf_seen and _hf_implementation(sub) not in (None, "eager"):
+            hf_seen = True  # the outermost Hugging Face model speaks for its parts
+            names.append(name or type(sub).__name__)
     return names
 
 
@@ -94,15 +97,10 @@ def fused_attention_lacks_second_order(device_type: str, dtype: torch.dtype) -> 
     return False
 
 
-def check_attention(module: Optional[nn.Module], device: torch.device,
-                    dtype: torch.dtype) -> None:
-    """Refuse attention that no kernel switch can make twice differentiable,
-    and warn once per model class that second-order passes use the math kernel.
-
-    Raises:
-        ValueError: the model (or one of its submodules) is a Hugging Face
-            model configured with ``flash_attention_2``/``flash_attention_3``.
-    """
+def refuse_unsupported_attention(module: Optional[nn.Module]) -> None:
+    """Raise a ValueError naming ``attn_implementation="sdpa"`` if ``module``
+    holds a Hugging Face model configured with an attention implementation
+    that bypasses ``scaled_dot_product_attention`` (no second derivative)."""
     if module is None:
         return
     for name, sub in module.named_modules():
@@ -114,6 +112,20 @@ def check_attention(module: Optional[nn.Module], device: torch.device,
                 "attn_implementation='sdpa' (or 'eager'); second-order passes then run "
                 "attention on PyTorch's math kernel."
             )
+
+
+def check_attention(module: Optional[nn.Module], device: torch.device,
+                    dtype: torch.dtype) -> None:
+    """Refuse attention that no kernel switch can make twice differentiable,
+    and warn once per model class that second-order passes use the math kernel.
+
+    Raises:
+        ValueError: the model (or one of its submodules) is a Hugging Face
+            model configured with ``flash_attention_2``/``flash_attention_3``.
+    """
+    refuse_unsupported_attention(module)
+    if module is None:
+        return
     names = attention_modules(module)
     if not names:
         return

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from captum_higher_order._captum import format_additional_forward_args
 from captum_higher_order._inputs import find_module
+from captum_higher_order.hessian.attention import refuse_unsupported_attention
 
 __all__ = [
     "LayerPatch",
@@ -116,6 +117,7 @@ def format_model_inputs(inputs: Any, additional_forward_args: Any) -> ModelInput
 def layer_activations(forward_func: Callable[..., Tensor], layer: nn.Module,
                       forward_args: Tuple[Any, ...]) -> Tensor:
     """The (detached) output of ``layer`` when the model runs on ``forward_args``."""
+    refuse_unsupported_attention(find_module(forward_func))
     seen: List[Any] = []
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:

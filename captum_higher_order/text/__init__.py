@@ -1,0 +1,9 @@
+"""Text models: Hugging Face ``transformers`` wrappers and the LLM prompt wrapper.
+
+Needs the optional extra ``pip install captum-higher-order[text]`` only for
+Hugging Face models; nothing here imports ``transformers`` at import time.
+"""
+
+from captum_higher_order.text.hf import HFForward
+
+__all__ = ["HFForward"]
