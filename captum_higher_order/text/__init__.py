@@ -5,5 +5,10 @@ Hugging Face models; nothing here imports ``transformers`` at import time.
 """
 
 from captum_higher_order.text.hf import HFForward
+from captum_higher_order.text.llm import (
+    LLMInteractionAttribution,
+    LLMInteractionResult,
+    TargetLogProb,
+)
 
-__all__ = ["HFForward"]
+__all__ = ["HFForward", "LLMInteractionAttribution", "LLMInteractionResult", "TargetLogProb"]
