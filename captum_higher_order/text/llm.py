@@ -33,6 +33,8 @@ class TargetLogProb(nn.Module):
     """``forward(prompt_ids) -> (B, 1)``: sum of ``log p(target_m | prompt,
     target_<m)`` of a causal LM (logits in its output's ``"logits"``)."""
 
+    target_ids: Tensor
+
     def __init__(self, model: nn.Module, target_ids: Tensor) -> None:
         super().__init__()
         self.model = model
