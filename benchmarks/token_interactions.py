@@ -10,7 +10,7 @@ cost of a 128-token input.
    ``loved``/``hated``/``hot`` have main effects and no interaction. For every
    held-out sentence and output with a planted pair, the pairs ``i < j`` of
    real tokens are ranked by ``|M_ij|`` and scored by ROC-AUC (mean over
-   sentence-output cases). Methods: ``LayerIntegratedHessians`` (16 path
+   sentence-output cases). Methods: ``LayerIntegratedHessians`` (32 path
    points), ``LayerCrossDerivatives`` (``Delta^T H Delta``),
    ``LayerSmoothHess`` (relative sigma 0.5, 256 gradient calls), and the
    first-order baseline ``|a_i a_j|`` of Captum's ``LayerIntegratedGradients``
@@ -47,7 +47,7 @@ from captum_higher_order.zoo import text_toy  # noqa: E402
 Method = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
-def lih(model, ids, mask, target, n_steps=16):
+def lih(model, ids, mask, target, n_steps=32):
     return LayerIntegratedHessians(model, model.embedding).attribute(
         ids, baselines=text_toy.PAD_ID, target=target, additional_forward_args=(mask,),
         n_steps=n_steps)
