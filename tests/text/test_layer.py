@@ -170,3 +170,17 @@ def test_bad_arguments_raise_and_leave_no_hooks(setup):
     with pytest.raises((RuntimeError, AssertionError, ValueError)):  # the forward raises
         lih.attribute(ids, additional_forward_args=(mask[:, :2],))
     assert not model.emb._forward_hooks
+
+
+def test_layer_classes_are_captum_layer_attributions():
+    import inspect
+
+    from captum.attr import GradientAttribution, LayerAttribution, NoiseTunnel
+
+    for cls in (LayerIntegratedHessians, LayerCrossDerivatives, LayerSmoothHess):
+        assert issubclass(cls, LayerAttribution) and issubclass(cls, GradientAttribution)
+        params = list(inspect.signature(cls.attribute.__wrapped__).parameters)
+        assert params[:2] == ["self", "inputs"]
+        assert "target" in params and "additional_forward_args" in params
+        assert "Examples::" in (inspect.getdoc(cls) or "")
+    assert NoiseTunnel(LayerCrossDerivatives(lambda x: x, nn.Identity()))  # wraps
