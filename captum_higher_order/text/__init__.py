@@ -10,5 +10,12 @@ from captum_higher_order.text.llm import (
     LLMInteractionResult,
     TargetLogProb,
 )
+from captum_higher_order.text.tokenizer import word_level_tokenizer
 
-__all__ = ["HFForward", "LLMInteractionAttribution", "LLMInteractionResult", "TargetLogProb"]
+__all__ = [
+    "HFForward",
+    "LLMInteractionAttribution",
+    "LLMInteractionResult",
+    "TargetLogProb",
+    "word_level_tokenizer",
+]

@@ -105,3 +105,15 @@ def test_skip_tokens_smoothhess_crossderivatives_and_plot(lm):
 def test_bad_method_and_target():
     with pytest.raises(TypeError, match="attr_method"):
         LLMInteractionAttribution(object(), None)  # type: ignore[arg-type]
+
+
+def test_word_level_tokenizer_helper_matches_hand_built():
+    from captum_higher_order.text import word_level_tokenizer
+
+    tok = word_level_tokenizer(WORDS[2:])
+    ref = word_tokenizer()
+    text = "the film was not good at all ."
+    assert tok.encode(text) == ref.encode(text)
+    assert tok.convert_ids_to_tokens([5, 0]) == ["not", "[UNK]"]
+    with pytest.raises(ValueError, match="duplicates"):
+        word_level_tokenizer(["a", "a"])
