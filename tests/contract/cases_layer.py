@@ -75,3 +75,33 @@ CASES = [
     ContractCase("layer-sh-encoder", token_net, _ids, _run_sh, targets=[2, 0, 1],
                  atol=1e-10, stochastic=True),
 ]
+
+
+# A Hugging Face BERT from a tiny config (sdpa attention), when the text extra is there.
+try:
+    import transformers
+except ImportError:  # pragma: no cover - without the text extra
+    transformers = None
+
+
+def tiny_bert() -> nn.Module:
+    from captum_higher_order.text import HFForward
+
+    assert transformers is not None
+    cfg = transformers.BertConfig(
+        vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=8, num_labels=3,
+        attn_implementation="sdpa", initializer_range=0.2,
+    )
+    return HFForward(transformers.BertForSequenceClassification(cfg)).double().eval()
+
+
+def _run_bert_ih(model, ids, target, args, seed):
+    return LayerIntegratedHessians(model, model.model.get_input_embeddings()).attribute(
+        ids, baselines=0, target=target, additional_forward_args=args, n_steps=3,
+    )
+
+
+if transformers is not None:
+    CASES.append(ContractCase("layer-ih-hf-bert-sdpa", tiny_bert, _ids, _run_bert_ih,
+                              targets=[2, 1, 0], atol=1e-10))
