@@ -184,3 +184,14 @@ def test_layer_classes_are_captum_layer_attributions():
         assert "target" in params and "additional_forward_args" in params
         assert "Examples::" in (inspect.getdoc(cls) or "")
     assert NoiseTunnel(LayerCrossDerivatives(lambda x: x, nn.Identity()))  # wraps
+
+
+def test_lih_adaptive_steps_meet_tol(setup):
+    model, ids, mask = setup
+    gamma, delta = LayerIntegratedHessians(model, model.emb).attribute(
+        ids, baselines=1, target=2, additional_forward_args=(mask,), n_steps=None,
+        tol=1e-7, return_convergence_delta=True,
+    )
+    with torch.no_grad():
+        gap = model(ids, mask)[:, 2] - model(torch.ones_like(ids), mask)[:, 2]
+    assert bool((delta.abs() <= 1e-6 * gap.abs().clamp(min=1.0)).all())

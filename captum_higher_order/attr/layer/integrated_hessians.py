@@ -102,7 +102,7 @@ class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         objective: str = "output",
-        n_steps: int = 16,
+        n_steps: Optional[int] = 16,
         method: str = "gausslegendre",
         layer_mask: Optional[Tensor] = None,
         layer_baselines: Union[None, float, Tensor] = None,
@@ -110,6 +110,7 @@ class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
         return_convergence_delta: bool = False,
         mode: str = "auto",
         max_features: int = DEFAULT_MAX_DENSE_FEATURES,
+        tol: float = 1e-3,
     ) -> Union[Tensor, Any]:
         r"""Interactions between the positions of the layer output.
 
@@ -127,7 +128,9 @@ class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
                 the inputs (attention masks), not differentiated. Default: None
             objective (str, optional): ``"output"``, ``"log_softmax"``,
                 ``"softmax"`` or ``"cross_entropy"``. Default: ``"output"``
-            n_steps (int, optional): Path points. Default: 16
+            n_steps (int or None, optional): Path points; None chooses them
+                adaptively until the completeness gap is below ``tol`` (see
+                ``IntegratedHessians``). Default: 16
             method (str, optional): Captum quadrature rule. Default:
                 ``"gausslegendre"``
             layer_mask (Tensor, optional): Integer group ids per position,
@@ -144,6 +147,8 @@ class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
             mode (str, optional): Engine mode. Default: ``"auto"``
             max_features (int, optional): Largest ``T`` (or ``G``).
                 Default: 4096
+            tol (float, optional): Target gap for ``n_steps=None``, as in
+                ``IntegratedHessians``. Default: 1e-3
 
         Returns:
             Tensor or (Tensor, Tensor): ``(B, T, T)`` (or ``(B, G, G)``)
@@ -158,7 +163,10 @@ class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
         method_ = IntegratedHessians(patch, multiply_by_inputs=self._multiply_by_inputs)
         with patch.hooked():
             return method_.attribute(
-                act, base, target, model.forward_args, objective, n_steps, method,
-                position_mask(act, layer_mask), internal_batch_size,
-                return_convergence_delta, mode, max_features,
+                act, baselines=base, target=target,
+                additional_forward_args=model.forward_args, objective=objective,
+                n_steps=n_steps, method=method, feature_mask=position_mask(act, layer_mask),
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=return_convergence_delta, mode=mode,
+                max_features=max_features, tol=tol,
             )
