@@ -125,7 +125,8 @@ core.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
 tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]",
                                                  pad_token="[PAD]")
 config = transformers.GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2,
-                                 n_positions=32, attn_implementation="sdpa")
+                                 n_positions=32, attn_implementation="sdpa",
+                                 bos_token_id=0, eos_token_id=0)
 lm = transformers.GPT2LMHeadModel(config).eval()
 
 llm = LLMInteractionAttribution(LayerIntegratedHessians(lm, lm.get_input_embeddings()),

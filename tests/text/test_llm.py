@@ -37,6 +37,7 @@ def lm():
     cfg = transformers.GPT2Config(
         vocab_size=len(WORDS), n_embd=16, n_layer=1, n_head=2, n_positions=16,
         attn_implementation="sdpa", initializer_range=0.2, resid_pdrop=0.0,
+        bos_token_id=0, eos_token_id=0,
         embd_pdrop=0.0, attn_pdrop=0.0,
     )
     return transformers.GPT2LMHeadModel(cfg).double().eval()
