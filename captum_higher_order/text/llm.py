@@ -10,6 +10,7 @@ so their ``Delta`` is zero and they form one extra group that is cropped away.
 
 from __future__ import annotations
 
+import re
 from copy import copy
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
@@ -56,7 +57,8 @@ class LLMInteractionResult:
     """What :meth:`LLMInteractionAttribution.attribute` returns.
 
     Attributes:
-        input_tokens (list[str]): The ``T`` prompt tokens explained.
+        input_tokens (list[str]): The ``T`` prompt tokens explained (template
+            values or groups for a ``TextTemplateInput``).
         output_tokens (list[str]): The target tokens.
         interactions (Tensor): ``(T, T)`` token-pair interactions.
         token_attr (Tensor or None): ``(T,)`` first-order attributions from the
@@ -138,13 +140,52 @@ class LLMInteractionAttribution:
         self.model: nn.Module = attr_method.forward_func
         self.tokenizer = tokenizer
 
-    def _prompt(self, inp: Any) -> Tuple[Tensor, Optional[Tensor], Optional[int]]:
+    def _prompt(self, inp: Any) -> Tuple[Tensor, Tensor, List[str], Optional[int]]:
+        """Token ids ``(1, T)``, the group of every token (``-1``: not explained),
+        the group names and the baseline token id of a TextTokenInput."""
         if isinstance(inp, str):
-            return self.tokenizer.encode(inp, return_tensors="pt"), None, None
+            ids = self.tokenizer.encode(inp, return_tensors="pt")
+            names = self.tokenizer.convert_ids_to_tokens(ids[0].tolist())
+            return ids, torch.arange(ids.shape[1]), list(names), None
+        if hasattr(inp, "format_fn") and hasattr(inp, "values"):
+            return self._template_prompt(inp) + (None,)
         ids = getattr(inp, "inp_tensor", None)
         if not isinstance(ids, Tensor):
-            raise TypeError("`inp` must be a str or a Captum TextTokenInput.")
-        return ids, getattr(inp, "itp_mask", None), getattr(inp, "baselines", None)
+            raise TypeError("`inp` must be a str, a Captum TextTokenInput or TextTemplateInput.")
+        groups = torch.arange(ids.shape[1])
+        itp_mask = getattr(inp, "itp_mask", None)
+        if itp_mask is not None:  # skip_tokens: not explained
+            keep = itp_mask.view(-1).bool()
+            groups = torch.full_like(groups, -1)
+            groups[keep] = torch.arange(int(keep.sum()))
+        return ids, groups, list(inp.values), getattr(inp, "baselines", None)
+
+    def _template_prompt(self, inp: Any) -> Tuple[Tensor, Tensor, List[str]]:
+        """A TextTemplateInput: one group per template value (or per ``mask``
+        id); the template's own text is not explained. Tokens are assigned to
+        values by their character offsets (needs a fast tokenizer)."""
+        values = list(inp.values)
+        marks = [f"\ue000{i}\ue001" for i in range(len(values))]
+        keys = list(getattr(inp, "dict_keys", []) or [])
+        marked = inp.format_fn(**dict(zip(keys, marks))) if keys else inp.format_fn(*marks)
+        text, spans, pos = "", [], 0
+        for match in re.finditer("\ue000(\\d+)\ue001", marked):
+            text += marked[pos:match.start()]
+            i = int(match.group(1))
+            spans.append((len(text), len(text) + len(values[i]), i))
+            text += values[i]
+            pos = match.end()
+        text += marked[pos:]
+        enc = self.tokenizer(text, return_offsets_mapping=True, return_tensors="pt")
+        feature = list(getattr(inp, "formatted_mask", None) or range(len(values)))
+        groups = torch.full((enc["input_ids"].shape[1],), -1, dtype=torch.long)
+        for t, (lo, hi) in enumerate(enc["offset_mapping"][0].tolist()):
+            for a, b, i in spans:
+                if hi > lo and a <= lo < b:
+                    groups[t] = feature[i]
+        count = max(feature) + 1 if feature else 0
+        names = [" ".join(v for v, f in zip(values, feature) if f == g) for g in range(count)]
+        return enc["input_ids"], groups, names
 
     def _target(self, target: Union[str, Tensor]) -> Tensor:
         if isinstance(target, str):
@@ -163,9 +204,13 @@ class LLMInteractionAttribution:
         """Interactions of the prompt's tokens for ``log p(target | prompt)``.
 
         Args:
-            inp (str or TextTokenInput): The prompt. A ``TextTokenInput``'s
-                ``baselines`` (token id) is the default baseline and its
-                ``skip_tokens`` are dropped from the result.
+            inp (str, TextTokenInput or TextTemplateInput): The prompt. A
+                ``TextTokenInput``'s ``baselines`` (token id) is the default
+                baseline and its ``skip_tokens`` are not explained. A
+                ``TextTemplateInput`` gives one row per template value (or
+                ``mask`` group): the interactions of its features; its string
+                baselines are not used (a path in embedding space needs the
+                same tokens: pass ``baselines=`` a token id).
             target (str or Tensor): The continuation whose log-probability is
                 explained (token ids without special tokens).
             **kwargs: Passed to ``attr_method.attribute`` (``n_steps``,
@@ -175,40 +220,37 @@ class LLMInteractionAttribution:
             LLMInteractionResult: tokens, ``(T, T)`` interactions, first-order
             token attributions and the score.
         """
-        prompt, itp_mask, base_id = self._prompt(inp)
+        prompt, groups, names, base_id = self._prompt(inp)
         device = next(self.model.parameters()).device
         prompt = prompt.to(device)
         target_ids = self._target(target).to(device)
-        length = prompt.shape[1]
+        num = len(names)
         scorer = TargetLogProb(self.model, target_ids)
         method = copy(self.attr_method)
         method.forward_func = scorer
         if base_id is not None and "baselines" not in kwargs and "layer_baselines" not in kwargs:
             kwargs["baselines"] = int(base_id)
-        # Prompt positions are groups 0..T-1, the target tokens one group T.
-        mask = torch.arange(length + target_ids.shape[1], device=device).clamp(max=length)
+        # Explained tokens form groups 0..G-1; the rest and the target one group G.
+        rest = torch.full((target_ids.shape[1],), num, dtype=torch.long)
+        mask = torch.cat([groups.masked_fill(groups < 0, num), rest]).to(device)
         token_attr: Optional[Tensor] = None
         if isinstance(method, LayerSmoothHess):
             kwargs["return_gradient"] = True
             full, grad = method.attribute(prompt, target=0, layer_mask=mask, **kwargs)
-            token_attr = grad[0, :length].sum(-1) if method.multiplies_by_inputs else None
+            if method.multiplies_by_inputs:
+                per_group = torch.zeros(num + 1, dtype=grad.dtype, device=device)
+                token_attr = per_group.index_add_(0, mask, grad[0].sum(-1))[:num]
         else:
             full = method.attribute(prompt, target=0, layer_mask=mask, **kwargs)
         if isinstance(full, tuple):
             full = full[0]
         if isinstance(method, LayerIntegratedHessians):
-            token_attr = full[0, :length].sum(-1)
-        matrix = full[0, :length, :length]
+            token_attr = full[0, :num].sum(-1)  # rows sum to Integrated Gradients
+        matrix = full[0, :num, :num]
         with torch.no_grad():
             score = float(scorer(prompt)[0, 0])
-        tokens = self.tokenizer.convert_ids_to_tokens(prompt[0].tolist())
-        if itp_mask is not None:
-            keep = itp_mask.view(-1).to(device)
-            matrix = matrix[keep][:, keep]
-            token_attr = None if token_attr is None else token_attr[keep]
-            tokens = [t for t, k in zip(tokens, keep.tolist()) if k]
         return LLMInteractionResult(
-            input_tokens=list(tokens),
+            input_tokens=names,
             output_tokens=list(self.tokenizer.convert_ids_to_tokens(target_ids[0].tolist())),
             interactions=matrix.detach(), token_attr=None if token_attr is None
             else token_attr.detach(), score=score,

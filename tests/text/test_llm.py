@@ -118,3 +118,28 @@ def test_word_level_tokenizer_helper_matches_hand_built():
     assert tok.convert_ids_to_tokens([5, 0]) == ["not", "[UNK]"]
     with pytest.raises(ValueError, match="duplicates"):
         word_level_tokenizer(["a", "a"])
+
+
+def test_text_template_input_groups_values(lm):
+    tok = word_tokenizer()
+    emb = lm.get_input_embeddings()
+    llm = LLMInteractionAttribution(LayerIntegratedHessians(lm, emb), tok)
+    per_token = llm.attribute("the film was not good", target="at", baselines=1, n_steps=8)
+    tmpl = captum_llm.TextTemplateInput("{} film was {} {}", values=["the", "not", "good"])
+    res = llm.attribute(tmpl, target="at", baselines=1, n_steps=8)
+    assert res.input_tokens == ["the", "not", "good"]
+    keep = torch.tensor([0, 3, 4])
+    # The same path (only explained tokens move) restricted to the three values.
+    sub = llm.attribute(captum_llm.TextTokenInput("the film was not good", tok,
+                                                  skip_tokens=["film", "was"]),
+                        target="at", baselines=1, n_steps=8)
+    torch.testing.assert_close(res.interactions, sub.interactions, atol=1e-12, rtol=0)
+    assert res.interactions.shape == (3, 3) and per_token.interactions[keep].shape == (3, 5)
+    grouped = llm.attribute(
+        captum_llm.TextTemplateInput("{} film was {} {}", values=["the", "not", "good"],
+                                     mask=[0, 1, 1]),
+        target="at", baselines=1, n_steps=8)
+    assert grouped.input_tokens == ["the", "not good"]
+    onehot = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(grouped.interactions, onehot.T @ res.interactions @ onehot,
+                               atol=1e-12, rtol=0)
