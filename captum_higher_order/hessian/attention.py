@@ -92,7 +92,7 @@ def fused_attention_lacks_second_order(device_type: str, dtype: torch.dtype) -> 
 
     try:
         torch.func.jvp(torch.func.grad(total), (q,), (torch.ones_like(q),))
-    except (NotImplementedError, RuntimeError):
+    except Exception:  # any failure: the math kernel is the safe choice
         return True
     return False
 
