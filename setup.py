@@ -39,6 +39,9 @@ DEV = VISION + INTEROP + ["path-explain"] + [
     "tqdm",
     "zennit",  # oracle for DTDRootCheck on ResNet/VGG (tests/attr/dtd)
 ]
+# Hugging Face models and offline tokenizers (captum_higher_order.text, tests/text).
+TEXT = ["transformers", "tokenizers"]
+DEV = DEV + TEXT
 
 setup(
     name="captum-higher-order",
@@ -55,7 +58,7 @@ setup(
     package_data={"captum_higher_order": ["py.typed", "zoo/*.pt", "zoo/*.json"]},
     include_package_data=True,
     install_requires=["torch>=2.3", "captum>=0.8", "numpy", "matplotlib"],
-    extras_require={"vision": VISION, "interop": INTEROP, "bench": BENCH, "dev": DEV},
+    extras_require={"vision": VISION, "interop": INTEROP, "bench": BENCH, "dev": DEV, "text": TEXT},
     entry_points={"console_scripts": ["captum-ho=captum_higher_order.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: BSD License",

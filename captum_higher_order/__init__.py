@@ -30,6 +30,11 @@ from captum_higher_order.attr.integrated_hessians import (
     ExpectedHessians,
     IntegratedHessians,
 )
+from captum_higher_order.attr.layer import (
+    LayerCrossDerivatives,
+    LayerIntegratedHessians,
+    LayerSmoothHess,
+)
 from captum_higher_order.attr.randomization import cascading_randomization
 from captum_higher_order.attr.second_order_saliency import SecondOrderSaliency
 from captum_higher_order.attr.smooth_hess import SmoothHess
@@ -75,5 +80,8 @@ __all__ = [
     "visualize_image_interactions",
     "visualize_interaction_graph",
     "visualize_side_by_side",
+    "LayerIntegratedHessians",
+    "LayerCrossDerivatives",
+    "LayerSmoothHess",
 ]
 

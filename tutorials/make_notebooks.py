@@ -542,6 +542,14 @@ NOTEBOOKS: Dict[str, Tuple[str, List[Cell]]] = {
     "dtd_root_check.ipynb": ("Is my LRP map a Taylor decomposition? DTDRootCheck", DTD),
 }
 
+# Token-pair interactions of transformers (issue 15); cells in their own file.
+sys.path.insert(0, HERE)
+from token_interactions_cells import TOKEN_INTERACTIONS  # noqa: E402
+
+NOTEBOOKS["token_interactions.ipynb"] = (
+    "Token-pair interactions of transformers", TOKEN_INTERACTIONS
+)
+
 
 def build(cells: List[Cell], title: str) -> nbformat.NotebookNode:
     nb = new_notebook()

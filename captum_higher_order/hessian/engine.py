@@ -46,6 +46,7 @@ from captum_higher_order._inputs import (
     select_objective,
 )
 from captum_higher_order._progress import inner_progress
+from captum_higher_order.hessian.attention import check_attention, math_attention
 from captum_higher_order.hessian.budget import (
     BudgetLike,
     ChunkPlanner,
@@ -251,6 +252,8 @@ class Engine:
         check_precision(precision, problem.fmt.dtype)
         self.problem = problem
         self.mode = _resolve_mode(problem, mode)
+        check_attention(problem.module or find_module(problem.forward_func),
+                        problem.fmt.device, problem.fmt.dtype)
         self.memory_budget = memory_budget
         self.precision = precision
         self._fwd_rev = fwd_rev or hvp_fwd_rev
@@ -265,11 +268,10 @@ class Engine:
         the requested precision, and PyTorch's math attention kernel (the fused
         flash / memory-efficient kernels have no double backward and no
         forward-mode AD)."""
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
         # torch.func transforms ignore an outer no_grad for their own
         # derivatives; it only stops autograd recording through parameters.
-        with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), precision_context(
+        # Attention: see hessian/attention.py.
+        with torch.no_grad(), math_attention(), precision_context(
             self.precision, self.problem.fmt.device
         ):
             yield

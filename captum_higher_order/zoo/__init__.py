@@ -38,6 +38,12 @@ from captum_higher_order.zoo.synthetic import (
     nid_function,
     planted_products,
 )
+from captum_higher_order.zoo.text_toy import (
+    TextToy,
+    load_text_toy,
+    planted_token_pairs,
+    text_toy_metadata,
+)
 
 __all__ = [
     "DigitsCNN",
@@ -59,4 +65,8 @@ __all__ = [
     "planted_pair_matrix",
     "planted_products",
     "sample_inputs",
+    "TextToy",
+    "load_text_toy",
+    "planted_token_pairs",
+    "text_toy_metadata",
 ]
