@@ -56,7 +56,7 @@ docs: $(STAMP)
 
 # Re-execute every tutorial at full size and store it with its outputs and figures.
 notebooks: $(STAMP)
-	$(BIN)/python tutorials/make_notebooks.py --execute
+	$(BIN)/python tutorials/make_notebooks.py
 
 # Release check: sdist + wheel, twine check, both hold the zoo weights and py.typed
 # (tools/dist_check.py), then the wheel, unpacked alone onto PYTHONPATH (no network; its

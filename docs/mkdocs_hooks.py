@@ -25,6 +25,7 @@ ROOT_LINKS = [
     (re.compile(r"\]\(docs/"), "]("),
     (re.compile(r"\]\(benchmarks/README\.md"), "](benchmarks.md"),
     (re.compile(r"\]\(CONTRIBUTING\.md"), "](contributing.md"),
+    (re.compile(r"\]\(CHANGELOG\.md"), "](changelog.md"),
 ]
 
 
