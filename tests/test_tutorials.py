@@ -62,7 +62,6 @@ def test_committed_notebook_is_stored_executed_with_an_ig_figure(name):
     errors = [out for cell in code for out in cell.get("outputs", [])
               if out.get("output_type") == "error"]
     assert not errors, f"{name}: stored with an error"
-    assert sum(len(_image_outputs(cell)) for cell in code) >= 2
     ig_figures = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
                   and "IntegratedGradients(" in cell.source and _image_outputs(cell)]
     assert ig_figures, f"{name}: no stored figure from a cell that runs IntegratedGradients"
