@@ -66,7 +66,7 @@ def test_committed_notebook_is_stored_executed_with_an_ig_figure(name):
                   and "IntegratedGradients(" in cell.source and _image_outputs(cell)]
     assert ig_figures, f"{name}: no stored figure from a cell that runs IntegratedGradients"
     said = [cell.source for cell in nb.cells if cell.cell_type == "markdown"
-            and re.search(r"What the [a-z -]+ adds", cell.source)]
+            and re.search(r"What the\s[a-z\s-]+?\sadds", cell.source)]
     assert said, f"{name}: no sentence on what the second-order view adds"
 
 
