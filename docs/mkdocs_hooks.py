@@ -39,6 +39,19 @@ class _SharedArgsEntry(logging.Filter):
         return "Failed to get 'name: description' pair" not in record.getMessage()
 
 
+def package_version() -> str:
+    namespace: dict = {}
+    with open(os.path.join(ROOT, "captum_higher_order", "version.py")) as f:
+        exec(f.read(), namespace)
+    return namespace["__version__"]
+
+
+def on_config(config):
+    """The site shows the package's version (the one `captum-ho --version` prints)."""
+    config.site_name = f"{config.site_name} {package_version()}"
+    return config
+
+
 def on_startup(command, dirty) -> None:
     logging.getLogger("mkdocs.plugins.griffe").addFilter(_SharedArgsEntry())
 

@@ -28,6 +28,9 @@ def test_site_builds_strict_with_guides_api_tutorials_and_benchmarks(tmp_path):
     site = tmp_path / "site"
     index = (site / "index.html").read_text(encoding="utf-8")
     assert 'href="caso/"' in index  # README links rewritten to the site's pages
+    from captum_higher_order import __version__
+
+    assert f"captum-higher-order {__version__}" in index  # the site names the version
     api = (site / "api" / "methods" / "index.html").read_text(encoding="utf-8")
     assert "lambda2_mode" in api  # rendered from SecondOrderSaliency's docstring
     for page in ("benchmarks", "changelog", "contributing", "gallery", "design"):
