@@ -35,6 +35,8 @@ def test_site_builds_strict_with_guides_api_tutorials_and_benchmarks(tmp_path):
     assert "lambda2_mode" in api  # rendered from SecondOrderSaliency's docstring
     for page in ("benchmarks", "changelog", "contributing", "gallery", "design"):
         assert (site / page / "index.html").exists(), page
+    for page in (site / "tutorials").iterdir():  # executed notebooks keep their figures
+        assert "data:image/png" in (page / "index.html").read_text(encoding="utf-8"), page.name
     notebooks = sorted(p.name for p in (site / "tutorials").iterdir())
     assert notebooks == sorted(
         f[: -len(".ipynb")] for f in os.listdir(os.path.join(ROOT, "tutorials"))
