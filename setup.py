@@ -37,6 +37,7 @@ DEV = VISION + INTEROP + ["path-explain"] + [
     "nbformat",
     "ipykernel",
     "tqdm",
+    "zennit",  # oracle for DTDRootCheck on ResNet/VGG (tests/attr/dtd)
 ]
 # The documentation site (`make docs`, mkdocs.yml); tests/test_docs_site.py builds it in
 # strict mode, and `make dist-check` uses build and twine, so both are in dev too.

@@ -159,10 +159,13 @@ def memory_table(device: str, repeats: int) -> List[str]:
             "| mode | chunks | peak extra MiB | / training step | HVPs/s |",
             "|---|---|---|---|---|"]
     for mode in ("fwd_rev", "rev_rev", "ggn"):
-        for label, chunk in (("all k at once (round 1)", k), ("default budget", None)):
-            def run(mode: str = mode, chunk=chunk) -> object:
+        budget = int(2 * train_peak * 2**20)
+        for label, chunk, mib in (("all k at once (round 1)", k, None),
+                                  ("default budget", None, None),
+                                  ("budget = 2 x training step", None, budget)):
+            def run(mode: str = mode, chunk=chunk, mib=mib) -> object:
                 return hvp(model, x, v, target=labels, objective="cross_entropy", mode=mode,
-                           chunk_size=chunk)
+                           chunk_size=chunk, memory_budget=mib)
 
             try:
                 _, peak = peak_memory(run, device)
@@ -192,7 +195,8 @@ def main() -> None:
         print("\n".join(hvp_table(args.device, [1, 4, 16], repeats)))
         print()
         print("\n".join(full_hessian_table(args.device, repeats, [1, 4])))
-    print("\nMemory budget: k HVPs per sample, default budget vs one chunk")
+    print("\nMemory budget: k HVPs per sample; one chunk, the default budget, and a budget of "
+          "twice a training step")
     print("\n".join(memory_table(args.device, 2 if args.quick else 3)))
 
 

@@ -22,7 +22,13 @@ Cases:
 Each ratio is the median over rounds of the two timings taken back to back, so
 that load from other processes hits both alike.
 
-Run: ``python benchmarks/smooth_hess.py [--quick] [--device cuda]``
+Peak memory (``timing.peak_memory``: CUDA allocator peak, or the CPU
+resident high-water mark) of one call of each is printed beside the ratios.
+``--before FILE`` also times an older ``smooth_hess.py`` (e.g. ``git show
+main:captum_higher_order/attr/smooth_hess.py > /tmp/old.py``) in the same
+rounds, so before/after share the machine's load.
+
+Run: ``python benchmarks/smooth_hess.py [--quick] [--device cuda] [--before FILE]``
 """
 
 from __future__ import annotations
@@ -35,9 +41,25 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 from captum.attr import NoiseTunnel, Saliency
+from timing import peak_memory
 from torch import nn
 
 from captum_higher_order.attr.smooth_hess import SmoothHess
+
+#: An older SmoothHess class to time beside the current one (``--before``).
+BEFORE: List[type] = []
+#: Rounds per case when ``--repeats`` is given (0: the defaults).
+REPEATS: List[int] = [0]
+
+
+def load_before(path: str) -> type:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("smooth_hess_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SmoothHess
 
 
 def sync(device: str) -> None:
@@ -81,13 +103,29 @@ def interleaved(
 
 
 def variants(sh: SmoothHess, x: torch.Tensor, **kwargs: object) -> Dict[str, Callable[[], object]]:
-    """The three timed calls: interactions only, + SmoothGrad, + standard errors."""
-    return {
+    """The three timed calls: interactions only, + SmoothGrad, + standard errors
+    (and the first two of an older implementation with ``--before``)."""
+    out = {
         "SmoothHess": lambda: sh.attribute(x, generator=0, **kwargs),
         "+gradient": lambda: sh.attribute(x, generator=0, return_gradient=True, **kwargs),
         "+gradient+stderr": lambda: sh.attribute(x, generator=0, return_gradient=True,
                                                  return_stderr=True, **kwargs),
     }
+    if BEFORE:
+        old = BEFORE[0](sh.forward_func)
+        out["before"] = lambda: old.attribute(x, generator=0, **kwargs)
+        out["before+gradient"] = lambda: old.attribute(x, generator=0, return_gradient=True,
+                                                       **kwargs)
+    return out
+
+
+def peaks(fns: Dict[str, Callable[[], object]], base: Callable[[], object],
+          device: str) -> Dict[str, float]:
+    """Peak extra MiB of one call of the base and of each variant."""
+    out = {"base_mib": peak_memory(base, device)[1]}
+    for name, fn in fns.items():
+        out[name + " mib"] = peak_memory(fn, device)[1]
+    return out
 
 
 def mlp_case(device: str, quick: bool) -> Dict[str, object]:
@@ -107,7 +145,8 @@ def mlp_case(device: str, quick: bool) -> Dict[str, object]:
                             target=target, abs=False)
 
     fns = variants(sh, x, target=target, sigma=sigma, n_samples=n, batch_size=rows)
-    res = interleaved(fns, base, 3 if quick else 9, device)
+    res = interleaved(fns, base, REPEATS[0] or (3 if quick else 9), device)
+    res.update(peaks(fns, base, device))
     return {"case": f"ReLU MLP 784-256-256-10, dense 784x784, B={batch}, n={n}", **res}
 
 
@@ -134,7 +173,8 @@ def resnet_case(device: str, quick: bool) -> Dict[str, object]:
 
     fns = variants(sh, x, target=target, sigma=sigma, n_samples=n, feature_mask=mask,
                    batch_size=rows)
-    res = interleaved(fns, base, 3 if quick else 5, device)
+    res = interleaved(fns, base, REPEATS[0] or (3 if quick else 5), device)
+    res.update(peaks(fns, base, device))
     return {"case": f"resnet18 3x64x64, 64 groups, B={batch}, n={n}", **res}
 
 
@@ -142,20 +182,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--before", default=None,
+                        help="an older smooth_hess.py to time in the same rounds")
+    parser.add_argument("--repeats", type=int, default=0,
+                        help="rounds per case (default 3 with --quick, else 9 / 5)")
     args = parser.parse_args()
+    REPEATS[0] = args.repeats
+    if args.before:
+        BEFORE.append(load_before(args.before))
     device = args.device
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
     print(f"torch {torch.__version__}, device {device} ({name}), "
           f"threads {torch.get_num_threads()}")
     print("ratio = time(SmoothHess) / time(NoiseTunnel(Saliency), smoothgrad), same "
           "gradient calls, one pass each; wall (cpu = process CPU time); target <= 1.2\n")
-    names = ("SmoothHess", "+gradient", "+gradient+stderr")
-    print("| case | NoiseTunnel wall s | " + " | ".join(names) + " |")
+    names = ["SmoothHess", "+gradient", "+gradient+stderr"]
+    if BEFORE:
+        names += ["before", "before+gradient"]
+    print("cells: time ratio (cpu ratio) [peak MiB; NoiseTunnel's in its own column]")
+    print("| case | NoiseTunnel wall s [MiB] | " + " | ".join(names) + " |")
     print("|" + "---|" * (2 + len(names)))
     for case in (mlp_case, resnet_case):
         r = case(device, args.quick)
-        cells = [f"{r[n]:.2f} (cpu {r[n + ' cpu']:.2f})" for n in names]
-        print(f"| {r['case']} | {r['base_s']:.3f} | " + " | ".join(cells) + " |", flush=True)
+        cells = [f"{r[n]:.2f} (cpu {r[n + ' cpu']:.2f}) [{r[n + ' mib']:.0f}]" for n in names]
+        print(f"| {r['case']} | {r['base_s']:.3f} [{r['base_mib']:.0f}] | " + " | ".join(cells)
+              + " |", flush=True)
 
 
 if __name__ == "__main__":

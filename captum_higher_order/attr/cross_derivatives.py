@@ -47,16 +47,21 @@ from torch import Tensor
 
 from captum_higher_order._captum import log_usage
 from captum_higher_order._inputs import (
-    FeatureGroups,
     TargetType,
     TensorOrTuple,
     ZeroHessianWarning,
     format_feature_mask,
 )
+from captum_higher_order._ranking import top_interaction_sets
+from captum_higher_order.attr._interaction_sets import (
+    dense_from_rows,
+    exhaustive_sets,
+    greedy_sets,
+    rows_for_sets,
+    top_pairs,
+)
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES, hessian
-from captum_higher_order.hessian.engine import Problem, make_problem
-from captum_higher_order.hessian.mixed import mixed_rows
-from captum_higher_order.metrics.interactions import rank_interactions
+from captum_higher_order.hessian.engine import make_problem
 
 __all__ = [
     "CrossDerivatives",
@@ -69,9 +74,6 @@ __all__ = [
 #: Largest number of entries ``G**k`` of one sample's dense order-``k`` tensor
 #: (``k >= 3``); above it ``attribute`` asks for ``top_k`` or a ``feature_mask``.
 DEFAULT_MAX_DENSE_ENTRIES = 2**20
-
-#: ``(k-1)``-sets per block of the exhaustive ranking (bounds its memory).
-_EXHAUSTIVE_BLOCK = 256
 
 #: Global aggregations of local scores ``s_n`` over ``N`` samples.
 AGGREGATIONS = ("mean_abs", "mean", "max_abs", "rms")
@@ -134,45 +136,6 @@ class GlobalInteractions(NamedTuple):
 # --------------------------------------------------------------------------- helpers
 
 
-def _feature_index(groups: Optional[FeatureGroups], num_features: int, device: Any) -> Tensor:
-    """``(1 or B, F)``: the position (feature or group) of every flat feature."""
-    if groups is None:
-        return torch.arange(num_features, device=device).view(1, -1)
-    return groups.index.to(device)
-
-
-def _directions(
-    sets: Tensor, index: Tensor, batch: int, dtype: torch.dtype
-) -> Tensor:
-    """Indicator directions of the members of each set.
-
-    ``sets`` is ``(c, 1 or B, j)`` positions; returns ``(c, j, B, F)`` with
-    ``[s, i, b, :] = 1_{sets[s, b, i]}`` (a basis vector, or a group indicator)."""
-    eq = index.view(1, index.shape[0], 1, -1) == sets.unsqueeze(-1)  # (c, B*, j, F)
-    c, _, j, f = eq.shape
-    return eq.to(dtype).expand(c, batch, j, f).permute(0, 2, 1, 3)
-
-
-def _rows_for_sets(
-    problem: Problem,
-    groups: Optional[FeatureGroups],
-    sets: Tensor,
-    mode: str,
-    chunk_size: Optional[int],
-) -> Tensor:
-    """``d^{j+1} f / dx_S dx_l`` for every set ``S`` (rows of ``sets``,
-    ``(m, 1 or B, j)``) and every last position ``l``: ``(m, B, G)``."""
-    fmt = problem.fmt
-    index = _feature_index(groups, fmt.num_features, fmt.device)
-    sets = sets.to(fmt.device)
-
-    def make(start: int, stop: int) -> Tensor:
-        return _directions(sets[start:stop], index, fmt.batch_size, fmt.dtype)
-
-    rows = mixed_rows(problem, make, sets.shape[0], sets.shape[2], mode, chunk_size)
-    return rows if groups is None else groups.project(rows)
-
-
 def _check_order(order: Any, mode: str) -> int:
     if isinstance(order, bool) or not isinstance(order, int) or order < 2:
         raise ValueError(f"`order` must be an int >= 2 (pairs or larger sets), got {order!r}.")
@@ -207,49 +170,6 @@ def _warn_if_zero(result: Tensor, order: int) -> None:
             ZeroHessianWarning,
             stacklevel=4,
         )
-
-
-def _dense_from_rows(rows: Tensor, prefixes: Tensor, size: int, order: int) -> Tensor:
-    """Fill the symmetric ``(B, G, ..., G)`` tensor from rows of sorted
-    multiset prefixes: entry ``t`` is ``rows[prefix(sorted(t)[:-1]), :, max(t)]``."""
-    grid = torch.cartesian_prod(*[torch.arange(size)] * order)  # (G^k, k)
-    srt = grid.sort(dim=1).values
-    weights = size ** torch.arange(order - 2, -1, -1)
-    lookup = torch.full((size ** (order - 1),), -1, dtype=torch.long)
-    lookup[(prefixes * weights).sum(dim=1)] = torch.arange(prefixes.shape[0])
-    row_id = lookup[(srt[:, :-1] * weights).sum(dim=1)].to(rows.device)
-    last = srt[:, -1].to(rows.device)
-    values = rows[row_id, :, last]  # (G^k, B)
-    return values.t().reshape(rows.shape[1], *([size] * order))
-
-
-def _sorted_key(sets: Tensor, size: int) -> Tensor:
-    """An integer key per set (members sorted, base ``size``)."""
-    srt = sets.sort(dim=-1).values
-    weights = size ** torch.arange(srt.shape[-1] - 1, -1, -1, device=srt.device)
-    return (srt * weights).sum(dim=-1)
-
-
-def _top_distinct(
-    sets: Tensor, values: Tensor, valid: Tensor, size: int, n: int
-) -> Tuple[Tensor, Tensor]:
-    """Per sample, the ``n`` distinct sets of largest ``|value|``.
-
-    ``sets`` ``(B, N, j)``, ``values`` and ``valid`` ``(B, N)``. A set found from
-    several parents appears several times with the same mixed partial; keep
-    one. Returns sorted sets ``(B, n, j)`` and their values ``(B, n)``."""
-    magnitude = torch.where(valid, values.abs(), torch.full_like(values, -math.inf))
-    order = torch.argsort(magnitude, dim=1, descending=True, stable=True)
-    keys = _sorted_key(sets, size).gather(1, order)
-    by_key, pos = torch.sort(keys, dim=1, stable=True)
-    first = torch.ones_like(by_key, dtype=torch.bool)
-    first[:, 1:] = by_key[:, 1:] != by_key[:, :-1]
-    duplicate = torch.zeros_like(first).scatter_(1, pos, ~first)
-    ranked = magnitude.gather(1, order).masked_fill(duplicate, -math.inf)
-    top = torch.topk(ranked, n, dim=1).indices  # within the score order
-    chosen = order.gather(1, top)
-    picked = sets.gather(1, chosen.unsqueeze(-1).expand(-1, -1, sets.shape[-1]))
-    return picked.sort(dim=-1).values, values.gather(1, chosen)
 
 
 def _default_inputs(batch: Any) -> TensorOrTuple:
@@ -329,8 +249,9 @@ class CrossDerivatives(GradientAttribution):
             additional_forward_args (Any, optional): Passed to the model after
                 the inputs, not differentiated. Default: None
             objective (str, optional): ``"output"``, ``"log_softmax"``,
-                ``"softmax"`` or ``"cross_entropy"`` (DESIGN §3); Lerman et al.
-                differentiate the output of a regression network.
+                ``"softmax"`` or ``"cross_entropy"`` (docs/design.md,
+                "Objectives"); Lerman et al. differentiate the output of a
+                regression network.
                 Default: ``"output"``
             order (int, optional): ``k``, the size of the feature sets.
                 Default: 2
@@ -426,8 +347,8 @@ class CrossDerivatives(GradientAttribution):
         # Sorted multisets of k-1 positions: with a full row each, they cover
         # every entry of the symmetric tensor once (up to permutation).
         prefixes = torch.combinations(torch.arange(size), r=order - 1, with_replacement=True)
-        rows = _rows_for_sets(problem, groups, prefixes.unsqueeze(1), mode, chunk_size)
-        dense = _dense_from_rows(rows, prefixes, size, order)
+        rows = rows_for_sets(problem, groups, prefixes.unsqueeze(1), mode, chunk_size)
+        dense = dense_from_rows(rows, prefixes, size, order)
         _warn_if_zero(dense, order)
         return dense
 
@@ -469,12 +390,14 @@ class CrossDerivatives(GradientAttribution):
                 self.forward_func, inputs, target, additional_forward_args, objective,
                 feature_mask, mode, chunk_size, max_features,
             )
-            return self._top_pairs(pair_h, size, top_k)
+            return InteractionRanking(*top_pairs(pair_h, top_k))
         exhaustive = search == "exhaustive" or (
             search == "auto" and math.comb(size, order - 1) <= exhaustive_limit
         )
         if exhaustive:
-            return self._exhaustive(problem, groups, size, order, top_k, mode, chunk_size)
+            return InteractionRanking(
+                *exhaustive_sets(problem, groups, size, order, top_k, mode, chunk_size)
+            )
         width = max(2 * top_k, 20) if beam is None else int(beam)
         if width < 1:
             raise ValueError("`beam` must be a positive int.")
@@ -482,84 +405,9 @@ class CrossDerivatives(GradientAttribution):
             self.forward_func, inputs, target, additional_forward_args, objective,
             feature_mask, mode, chunk_size, max_features,
         )
-        return self._greedy(problem, groups, pair_h, size, order, top_k, width, mode, chunk_size)
-
-    @staticmethod
-    def _top_pairs(pair_h: Tensor, size: int, n: int) -> InteractionRanking:
-        pairs = torch.combinations(torch.arange(size), r=2).to(pair_h.device)
-        values = pair_h[:, pairs[:, 0], pairs[:, 1]]
-        sets = pairs.unsqueeze(0).expand(values.shape[0], -1, -1)
-        valid = torch.ones_like(values, dtype=torch.bool)
-        idx, val = _top_distinct(sets, values, valid, size, n)
-        return InteractionRanking(idx, val)
-
-    @staticmethod
-    def _exhaustive(
-        problem: Problem,
-        groups: Optional[FeatureGroups],
-        size: int,
-        order: int,
-        top_k: int,
-        mode: str,
-        chunk_size: Optional[int],
-    ) -> InteractionRanking:
-        """Every ``k``-set once: a row per ``(k-1)``-set ``S``, keeping the
-        last features ``l > max(S)``. Prefixes go in blocks with a running
-        top-``k`` merge, so memory does not grow with ``C(G, k-1)``."""
-        prefixes = torch.combinations(torch.arange(size), r=order - 1)
-        best_sets: Optional[Tensor] = None
-        best_values: Optional[Tensor] = None
-        for block in prefixes.split(_EXHAUSTIVE_BLOCK):
-            rows = _rows_for_sets(problem, groups, block.unsqueeze(1), mode, chunk_size)
-            keep = torch.arange(size).view(1, -1) > block[:, -1:]
-            pid, last = keep.nonzero(as_tuple=True)
-            if pid.numel() == 0:
-                continue
-            sets = torch.cat([block[pid], last.unsqueeze(1)], dim=1).to(rows.device)
-            values = rows[pid.to(rows.device), :, last.to(rows.device)].t()  # (B, n)
-            sets = sets.unsqueeze(0).expand(values.shape[0], -1, -1)
-            if best_sets is not None and best_values is not None:
-                sets = torch.cat([best_sets, sets], dim=1)
-                values = torch.cat([best_values, values], dim=1)
-            top = torch.argsort(values.abs(), dim=1, descending=True, stable=True)[:, :top_k]
-            best_sets = sets.gather(1, top.unsqueeze(-1).expand(-1, -1, order))
-            best_values = values.gather(1, top)
-        assert best_sets is not None and best_values is not None
-        return InteractionRanking(best_sets, best_values)
-
-    @staticmethod
-    def _greedy(
-        problem: Problem,
-        groups: Optional[FeatureGroups],
-        pair_h: Tensor,
-        size: int,
-        order: int,
-        top_k: int,
-        width: int,
-        mode: str,
-        chunk_size: Optional[int],
-    ) -> InteractionRanking:
-        """Beam search: keep the ``width`` strongest ``j``-sets per sample and
-        score their one-feature extensions with one row each."""
-        kept = CrossDerivatives._top_pairs(pair_h, size, min(width, math.comb(size, 2)))
-        sets = kept.indices
-        positions = torch.arange(size, device=sets.device)
-        for j in range(2, order):
-            rows = _rows_for_sets(problem, groups, sets.transpose(0, 1), mode, chunk_size)
-            values = rows.permute(1, 0, 2)  # (B, m, G): extend set s by l
-            batch, m = values.shape[0], values.shape[1]
-            parent = sets.unsqueeze(2).expand(-1, -1, size, -1)
-            extra = positions.view(1, 1, size, 1).expand(batch, m, size, 1)
-            candidates = torch.cat([parent, extra], dim=3).reshape(batch, m * size, j + 1)
-            valid = (sets.unsqueeze(2) != positions.view(1, 1, size, 1)).all(dim=3)
-            n = top_k if j + 1 == order else min(width, math.comb(size, j + 1))
-            n = min(n, math.comb(size, j + 1))
-            sets, chosen_values = _top_distinct(
-                candidates, values.reshape(batch, -1), valid.reshape(batch, -1), size, n
-            )
-        return InteractionRanking(sets, chosen_values)
-
-    # ------------------------------------------------------------------- global
+        return InteractionRanking(*greedy_sets(
+            problem, groups, pair_h, size, order, top_k, width, mode, chunk_size
+        ))
 
     def global_interactions(
         self,
@@ -652,7 +500,7 @@ class CrossDerivatives(GradientAttribution):
         if total is None or count == 0:
             raise ValueError("`data` yielded no samples.")
         scores = _finish(total, count, aggregation).to(local.dtype)
-        ranking = rank_interactions(scores.cpu(), k=top_k, feature_names=feature_names)
+        ranking = _ranking_list(scores.detach().cpu(), top_k, feature_names)
         return GlobalInteractions(scores, ranking, count, aggregation)
 
 
@@ -676,3 +524,20 @@ def _finish(total: Tensor, count: int, aggregation: str) -> Tensor:
     if aggregation == "rms":
         return (total / count).sqrt()
     return total / count
+
+
+def _ranking_list(
+    scores: Tensor, k: Optional[int], feature_names: Optional[Sequence[Hashable]]
+) -> List[Tuple[Tuple[Hashable, ...], float]]:
+    """``[((i, j, ...), value), ...]`` of the distinct-feature sets of a dense
+    ``(G, ..., G)`` tensor, strongest first, ranked by the shared
+    :func:`~captum_higher_order._ranking.top_interaction_sets` (as
+    :func:`~captum_higher_order.metrics.interactions.rank_interactions`)."""
+    size = scores.shape[0]
+    if feature_names is not None and len(feature_names) != size:
+        raise ValueError(f"`feature_names` has {len(feature_names)} names for {size} features.")
+    sets, values = top_interaction_sets(scores, k)
+    return [
+        (tuple(i if feature_names is None else feature_names[i] for i in members), float(v))
+        for members, v in zip(sets.tolist(), values.tolist())
+    ]

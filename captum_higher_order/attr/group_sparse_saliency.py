@@ -200,7 +200,8 @@ def fista(
             delta = x_new - y
             curvature = _dot(delta, ax_new - ay)
             # Relative slack: the two sides agree to rounding when L is tight.
-            ok = curvature <= lam_l * _dot(delta, delta) * (1 + 1e-10) + 1e-300
+            ok = (curvature <= lam_l * _dot(delta, delta) * (1 + 1e-10)
+                  + torch.finfo(curvature.dtype).tiny)
             grow = pending & ~ok
             lam_l = torch.where(grow, 2.0 * lam_l, lam_l)
             pending = grow
@@ -270,7 +271,9 @@ def _search_lambda1(
     """
     lo, hi = sparsity_range
     mid = 0.5 * (lo + hi)
-    start = torch.quantile(scores, min(max(mid, 0.0), 1.0), dim=1)
+    # quantile has no float16/bfloat16 kernels (docs/design.md, "Dtype policy").
+    work = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
+    start = torch.quantile(work, min(max(mid, 0.0), 1.0), dim=1).to(scores.dtype)
     top = scores.amax(dim=1)
     start = torch.where(start > 0, start, 0.5 * top)
     trivial = top <= 0  # g = 0 (or zero in every group): d = 0 for every lambda1

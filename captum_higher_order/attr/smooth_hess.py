@@ -131,6 +131,11 @@ class _Accumulator:
     errors ``sum (a_k^2)(w_k^2)^T`` and ``sum (a_k w_k)(a_k w_k)^T``, which give
     ``sum S_k * S_k`` (entrywise) for the plain and for the symmetrised
     estimate without storing the ``S_k``.
+
+    The constant factors (``1 / units``, the ``1/2`` of an antithetic pair and
+    of the symmetrisation) are folded into the small score ``w`` by the caller
+    (``score_factor``), so the ``size x size`` sums need no pass of their own:
+    ``first`` is the mean already (half of it when symmetrising).
     """
 
     def __init__(self, batch: int, size: int, dtype: torch.dtype, device: Any, stderr: bool):
@@ -150,18 +155,24 @@ class _Accumulator:
             self.cross.baddbmm_(aw.transpose(1, 2), aw)
 
 
+def score_factor(units: int, antithetic: bool, symmetrize: bool) -> float:
+    """What :class:`_Accumulator` expects ``w`` to be multiplied by."""
+    return (0.5 if antithetic else 1.0) * (0.5 if symmetrize else 1.0) / units
+
+
 def _finish(
     acc: _Accumulator, units: int, symmetrize: bool
 ) -> Tuple[Tensor, Optional[Tensor]]:
-    mean = acc.first / units
-    if symmetrize:
-        mean = 0.5 * (mean + mean.transpose(1, 2))
+    # first = (d / units) sum S_k with d = 1/2 when symmetrising (score_factor)
+    mean = acc.first + acc.first.transpose(1, 2) if symmetrize else acc.first
     if acc.squares is None or acc.cross is None:
         return mean, None
+    rescale = (units * (2.0 if symmetrize else 1.0)) ** 2  # back to sum S_k * S_k
     if symmetrize:  # S = (a w^T + w a^T) / 2
         second = 0.25 * (acc.squares + acc.squares.transpose(1, 2) + 2 * acc.cross)
     else:
         second = acc.squares
+    second = second * rescale
     var = (second / units - mean * mean).clamp_min(0) * (units / (units - 1))
     return mean, (var / units).sqrt()
 
@@ -371,6 +382,7 @@ def _smooth_hess(
     )
     size = num_features if groups is None else groups.num_groups
 
+    factor = score_factor(units, rows_per_unit == 2, symmetrize)
     hessians, gradients, errors = [], [], []
     try:
         for b0 in range(0, batch, inputs_per_pass):
@@ -383,13 +395,12 @@ def _smooth_hess(
             grad_sum = torch.zeros(b1 - b0, num_features, dtype=fmt.dtype, device=fmt.device)
             for k0 in range(0, units, units_per_pass):
                 k1 = min(units, k0 + units_per_pass)
-                a, w, g_total = block.stein_factors(
-                    block_scale, noise.draw(k0, k1), rows_per_unit == 2
+                a, w = block.stein_factors(
+                    block_scale, noise.draw(k0, k1), rows_per_unit == 2, block_groups,
+                    grad_sum if return_gradient else None, factor,
                 )
-                grad_sum += g_total
-                if block_groups is not None:
-                    a, w = _project(block_groups, a), _project(block_groups, w)
                 acc.add(a, w)
+                del a, w
                 progress.update(1)
             hess, err = _finish(acc, units, symmetrize)
             hessians.append(hess)
@@ -398,13 +409,17 @@ def _smooth_hess(
     finally:
         progress.close()
 
-    result: List[Any] = [torch.cat(hessians)]
+    result: List[Any] = [_cat(hessians)]
     if return_gradient:
-        smoothgrad = fmt.unflatten(torch.cat(gradients))
+        smoothgrad = fmt.unflatten(_cat(gradients))
         result.append(fmt.format_like_inputs(smoothgrad))
     if return_stderr:
-        result.append(torch.cat([e for e in errors if e is not None]))
+        result.append(_cat([e for e in errors if e is not None]))
     return result[0] if len(result) == 1 else tuple(result)
+
+
+def _cat(blocks: List[Tensor]) -> Tensor:
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 class _Block:
@@ -455,15 +470,32 @@ class _Block:
         return self.fmt.flatten(grads).view(nb, m, num)
 
     def stein_factors(
-        self, scale: Union[float, Tensor], z: Tensor, antithetic: bool
-    ) -> Tuple[Tensor, Tensor, Tensor]:
-        """For draws ``z`` ``(k, F)``: the gradient factor ``a`` ``(b, k, F)``
-        and score ``w`` ``(1 or b, k, F)`` of each unit, and the sum of all
-        gradients ``(b, F)``."""
+        self,
+        scale: Union[float, Tensor],
+        z: Tensor,
+        antithetic: bool,
+        groups: Optional[FeatureGroups],
+        grad_sum: Optional[Tensor],
+        factor: float,
+    ) -> Tuple[Tensor, Tensor]:
+        """For draws ``z`` ``(k, F)``: the gradient factor ``a`` ``(b, k, S)``
+        and score ``w`` ``(1 or b, k, S)`` of each unit, with ``S = G`` when
+        ``groups`` projects them and ``F`` otherwise; adds the sum of all
+        gradients ``(b, F)`` to ``grad_sum`` when given (SmoothGrad). ``w``
+        comes multiplied by ``factor`` (:func:`score_factor`) and ``a`` of a
+        pair is ``g(x + eps) - g(x - eps)``: the pair's ``1/2`` is in ``factor``.
+
+        Work beyond the gradient batch, which is what NoiseTunnel's SmoothGrad
+        does too: one pass over the gradients (the antithetic difference in
+        place, or the group projection of all rows at once, whose ``(b, 2k, G)``
+        result is then differenced), and the ``(k, F)`` score, shared by the
+        inputs when ``sigma`` is."""
         k = z.shape[0]
         s = scale if isinstance(scale, float) else scale.unsqueeze(1)  # (1 or b, 1, F)
         eps = (z * s) if isinstance(s, float) else z.unsqueeze(0) * s
-        w = (z / s).unsqueeze(0) if isinstance(s, float) else z.unsqueeze(0) / s  # eps / s^2
+        # w = eps / s^2 = z / s, times the accumulator's constant factor
+        w = (z * (factor / s)).unsqueeze(0) if isinstance(s, float) else (
+            z.unsqueeze(0) * (factor / s))
         eps = eps if eps.dim() == 3 else eps.unsqueeze(0)
         x = self.x.unsqueeze(1)  # (b, 1, F)
         nb, num = self.x.shape
@@ -472,13 +504,18 @@ class _Block:
         torch.add(x, eps, out=points[:, :k])
         if antithetic:
             torch.sub(x, eps, out=points[:, k:])  # pairs: rows j and k + j
+        del eps
         g = self.gradients(points)
+        del points
+        if grad_sum is not None:
+            grad_sum += g.sum(dim=1)
+        if groups is not None:
+            g, w = _project(groups, g), _project(groups, w)
         if antithetic:
             # (g(x+eps) w^T + g(x-eps) (-w)^T) / 2: the g(x) w^T term cancels.
-            a = g[:, :k].sub(g[:, k:]).mul_(0.5)
-        else:
-            a = g
-        return a, w, g.sum(dim=1)
+            # In place: no second (b, k, F) buffer; the 1/2 is in `factor`.
+            g = g[:, :k].sub_(g[:, k:])
+        return g, w
 
 
 def _slice_groups(
@@ -490,11 +527,18 @@ def _slice_groups(
 
 
 def _project(groups: FeatureGroups, flat: Tensor) -> Tensor:
-    """``P^T v`` for ``(b, k, F)`` factors (groups' batch dim is ``b``); a
-    shared ``(1, k, F)`` factor is expanded for per-sample masks."""
-    if flat.shape[0] == 1 and groups.index.shape[0] > 1:
-        flat = flat.expand(groups.index.shape[0], -1, -1)
-    return groups.project(flat.transpose(0, 1)).transpose(0, 1)
+    """``P^T v`` for ``(b, k, F)`` factors (groups' batch dim is ``b``) in one
+    scatter over the contiguous rows; a shared ``(1, k, F)`` factor is
+    expanded for per-sample masks."""
+    nb, k, num = flat.shape
+    index = groups.index.to(flat.device)
+    if index.shape[0] > 1:
+        if nb == 1:
+            flat = flat.expand(index.shape[0], -1, -1)
+            nb = index.shape[0]
+        index = index.unsqueeze(1)  # (b, 1, F)
+    out = torch.zeros(nb, k, groups.num_groups, dtype=flat.dtype, device=flat.device)
+    return out.scatter_add_(-1, index.expand(nb, k, num), flat)
 
 
 def _auto_batch_size(

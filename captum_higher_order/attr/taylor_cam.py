@@ -11,7 +11,7 @@ on together.
 
 With ``H`` the Hessian of ``y`` with respect to the activation and ``1_s`` the
 indicator of all channels of cell ``s``, the cross term of cells ``r`` and ``s``
-is (DESIGN.md section 5)::
+is (docs/taylor_cam.md)::
 
     M[r, s] = sum_k A[k, r] * sum_l d^2 y / dA[k, r] dA[l, s]
             = sum_k A[k, r] * (H 1_s)[k, r]
@@ -36,8 +36,7 @@ the model with a forward hook that returns ``A`` in place of the layer's output.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +50,7 @@ from captum_higher_order._inputs import (
     TargetType,
     TensorOrTuple,
     check_dense_size,
+    check_forward,
     check_model_state,
     check_objective,
     find_module,
@@ -59,9 +59,19 @@ from captum_higher_order._inputs import (
     run_forward,
     select_objective,
 )
+from captum_higher_order.attr._region_pairs import RegionPairs, pair_centers, top_region_pairs
+from captum_higher_order.attr._taylor_cam_regions import region_groups
 from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
 from captum_higher_order.hessian.budget import resolve_budget
-from captum_higher_order.hessian.engine import Engine, make_problem, warn_if_zero_curvature
+from captum_higher_order.hessian.engine import (
+    Engine,
+    check_mode,
+    is_oom,
+    make_problem,
+    warn_if_zero_curvature,
+)
+from captum_higher_order.hessian.precision import resolve_precision
+from captum_higher_order.hessian.recorded import RecordedGradient
 
 __all__ = ["TaylorCAM", "RegionPairs", "top_region_pairs", "pair_centers"]
 
@@ -263,33 +273,28 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         self._check_single_device()
         check_objective(objective)
         check_objective(first_order_objective)
+        check_mode(mode)
         check_model_state(self.forward_func)
         fmt = format_inputs(inputs, additional_forward_args)
         target_t = format_target(target, fmt.batch_size)
 
         rec = self._record(fmt, to_input)
+        check_forward(self.forward_func, fmt, rec.output)
         target_t = _resolve_target(rec.output.detach(), target_t, objective)
-        grad_cam = None
-        if first_order:
-            grad_cam = _grad_cam(rec, target_t, first_order_objective)
-        activation, tail_bytes = rec.activation, rec.tail_bytes
-        del rec  # frees the first-order graph before the HVPs
-
+        grad_cam = _grad_cam(rec, target_t, first_order_objective) if first_order else None
         input_grid = tuple(fmt.inputs[0].shape[2:]) if fmt.inputs[0].dim() > 2 else ()
-        groups = _region_groups(regions, activation, input_grid)
-        num = groups.num_groups
-        try:
-            check_dense_size(num, max_regions, "TaylorCAM's pair map")
-        except ValueError as err:
-            raise ValueError(
-                f"{err} For TaylorCAM, group the layer's cells with `regions` "
-                "(or raise `max_regions`)."
-            ) from None
+        groups = _checked_groups(regions, rec.activation, input_grid, max_regions)
         if chunk_size is None:
-            chunk_size = _budget_chunk(activation, tail_bytes, num)
-        cross = self._batched_cross_terms(
-            fmt, activation, target_t, objective, groups, to_input, mode, chunk_size
-        )
+            chunk_size = _budget_chunk(rec.activation, rec.tail_bytes, groups.num_groups)
+        cross = None
+        if mode in ("auto", "rev_rev") and _engine_precision(rec.activation) == "float32":
+            cross = _tail_cross_terms(rec, target_t, objective, groups, chunk_size)
+        activation = rec.activation
+        del rec  # frees the recorded graph before any pass through the whole network
+        if cross is None:
+            cross = self._batched_cross_terms(
+                fmt, activation, target_t, objective, groups, to_input, mode, chunk_size
+            )
         warn_if_zero_curvature(cross, objective)
         return cross, grad_cam
 
@@ -409,8 +414,11 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         chunk_size: int,
     ) -> Tensor:
         """``M[b, a, s] = sum_{r in a} sum_k A[k, r] (H_b 1_s)[k, r]`` from one
-        engine call vectorised over the indicators ``1_s``."""
-        batch, dtype, device = activation.shape[0], activation.dtype, activation.device
+        engine call vectorised over the indicators ``1_s``, through the whole
+        network: the layers before ``layer`` run again (their output is then
+        replaced by the recorded activation). Used for the forward-mode modes
+        (``fwd_rev``, ``ggn``), reduced precision, and when the recorded tail
+        has no double backward."""
         state: Dict[str, Any] = {"calls": 0}
 
         def replace(value: Tensor) -> Tensor:
@@ -423,17 +431,9 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
             state["activation"] = a
             return run_forward(self.forward_func, fmt.inputs, fmt.additional_forward_args)
 
-        problem = make_problem(score_of_activation, activation, target, None, objective, mode)
-        flat_activation = activation.reshape(batch, -1)
-
-        def make(start: int, stop: int) -> Tuple[Tensor, ...]:
-            ind = groups.indicators(start, stop, batch, dtype, device)  # (k, B, C*S)
-            return (ind.view(stop - start, *activation.shape),)
-
-        def reduce(products: Tuple[Tensor, ...]) -> Tensor:
-            hv = products[0].reshape(products[0].shape[0], batch, -1)
-            return groups.project(flat_activation * hv)  # (k, B, R)
-
+        problem = make_problem(score_of_activation, activation, target, None, objective, mode,
+                               check_output=False)
+        make, reduce = _cell_vectors(groups, activation)
         handle = self._register(replace, to_input)
         try:
             rows = Engine(problem, mode).apply(make, groups.num_groups, chunk_size, reduce)
@@ -467,7 +467,8 @@ def _grad_cam(rec: _Recording, target: Optional[Tensor], objective: str) -> Tens
     of the activation channels (no ReLU)."""
     with torch.enable_grad():
         score = select_objective(rec.output, target, objective).sum()
-        (grad,) = torch.autograd.grad(score, rec.leaf, allow_unused=True)
+        # retain_graph: the second-order products may reuse the recorded tail.
+        (grad,) = torch.autograd.grad(score, rec.leaf, allow_unused=True, retain_graph=True)
     if grad is None:
         grad = torch.zeros_like(rec.activation)
     weights = torch.mean(grad, dim=tuple(range(2, grad.dim())), keepdim=True)
@@ -489,217 +490,78 @@ def _budget_chunk(activation: Tensor, tail_bytes: int, num: int) -> int:
     return int(max(1, min(num, budget // max(per_vector, 1))))
 
 
-def _as_region_map(
-    regions: Tensor,
-    batch: int,
-    grid: Sequence[int],
-    input_grid: Sequence[int],
-) -> Tuple[Tensor, bool]:
-    """``regions`` as a LongTensor ``(1 or B, *spatial)``; True if it is over
-    the layer grid, False if over the input image."""
-    if not isinstance(regions, Tensor):
-        raise TypeError(f"`regions` must be an integer Tensor, got {type(regions).__name__}.")
-    if regions.is_floating_point() or regions.is_complex() or regions.dtype == torch.bool:
-        raise TypeError(f"`regions` must hold integer region ids, got dtype {regions.dtype}.")
-    nsp = len(grid)
-    shape = tuple(regions.shape)
-    if regions.dim() == nsp:
-        regions = regions.unsqueeze(0)
-    elif regions.dim() == nsp + 2 and shape[1] == 1:
-        regions = regions.squeeze(1)
-    elif regions.dim() != nsp + 1:
-        raise ValueError(
-            f"`regions` has shape {shape}; use {tuple(grid)} (the layer grid) or "
-            f"{tuple(input_grid)} (the input image), optionally with leading "
-            "(1 or B,) or (1 or B, 1) dims."
-        )
-    if regions.shape[0] not in (1, batch):
-        raise ValueError(
-            f"`regions` has {regions.shape[0]} maps in dim 0 for a batch of {batch}; "
-            "use 1 (shared) or one per sample."
-        )
-    spatial = tuple(regions.shape[1:])
-    if spatial == tuple(grid):
-        on_grid = True
-    elif spatial == tuple(input_grid):
-        on_grid = False
-    else:
-        raise ValueError(
-            f"`regions` covers {spatial}, which is neither the layer grid "
-            f"{tuple(grid)} nor the input size {tuple(input_grid)}."
-        )
-    if bool((regions < 0).any()):
-        raise ValueError("`regions` ids must be non-negative integers.")
-    return regions.to(torch.long), on_grid
+def _engine_precision(activation: Tensor) -> str:
+    """The precision the engine would run at here (an ``hvp_precision`` block
+    applies to float32 activations)."""
+    return resolve_precision(None, activation.dtype)
 
 
-def _adaptive_avg_pool(x: Tensor, size: Sequence[int]) -> Tensor:
-    pools: Dict[int, Callable[..., Tensor]] = {
-        1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d
-    }
-    if len(size) not in pools:
-        raise ValueError("`regions` at input resolution needs 1, 2 or 3 spatial dims.")
-    return pools[len(size)](x, tuple(size))
-
-
-def _majority_resize(index: Tensor, num: int, grid: Sequence[int]) -> Tensor:
-    """Region position per grid cell: the region owning the largest share of
-    the cell's pixels (adaptive average pooling of one-hot maps; ties go to the
-    smaller id)."""
-    one_hot = F.one_hot(index, num).movedim(-1, 1).to(torch.float32)  # (N, R, *in)
-    share = _adaptive_avg_pool(one_hot, grid)  # (N, R, *grid)
-    return share.argmax(dim=1)
-
-
-def _region_groups(
-    regions: Optional[Tensor], activation: Tensor, input_grid: Sequence[int]
+def _checked_groups(
+    regions: Optional[Tensor], activation: Tensor, input_grid: Tuple[int, ...], max_regions: int
 ) -> FeatureGroups:
-    """Map every activation element (channel, cell) to its region's position."""
-    batch, channels = activation.shape[:2]
-    grid = tuple(activation.shape[2:])
-    cells = int(torch.tensor(grid).prod())
-    device = activation.device
-    if regions is None:
-        cell_index = torch.arange(cells, device=device).view(1, cells)
-        ids = torch.arange(cells)
-    else:
-        region_map, on_grid = _as_region_map(regions, batch, grid, input_grid)
-        region_map = region_map.to(device)
-        ids, index = torch.unique(region_map, sorted=True, return_inverse=True)
-        if not on_grid:
-            index = _majority_resize(index, ids.numel(), grid)
-        cell_index = index.reshape(index.shape[0], cells)
-        present = torch.zeros(ids.numel(), dtype=torch.bool, device=device)
-        present[cell_index.flatten()] = True
-        if not bool(present.all()):
-            missing = ids[~present.cpu()].tolist()
-            warnings.warn(
-                f"Region ids {missing[:10]} own no cell of the layer's {tuple(grid)} "
-                "grid; their rows and columns are zero. Use larger regions or an "
-                "earlier layer.",
-                stacklevel=4,
-            )
-        ids = ids.cpu()
-    # Every channel of a cell belongs to the cell's region.
-    index = cell_index.unsqueeze(1).expand(-1, channels, -1).reshape(cell_index.shape[0], -1)
-    return FeatureGroups(index, ids)
+    groups = region_groups(regions, activation, input_grid)
+    try:
+        check_dense_size(groups.num_groups, max_regions, "TaylorCAM's pair map")
+    except ValueError as err:
+        raise ValueError(
+            f"{err} For TaylorCAM, group the layer's cells with `regions` "
+            "(or raise `max_regions`)."
+        ) from None
+    return groups
 
 
-# --------------------------------------------------------------------------- drawing
+def _cell_vectors(
+    groups: FeatureGroups, activation: Tensor
+) -> Tuple[Callable[[int, int], Tuple[Tensor, ...]], Callable[[Tuple[Tensor, ...]], Tensor]]:
+    """The engine's ``make_vectors`` (indicators ``1_s`` of regions
+    ``start..stop-1``, ``(k, B, C, *grid)``) and ``reduce`` (``(k, B, R)``:
+    ``sum_{r in a} sum_k A[k, r] (H 1_s)[k, r]`` per row region ``a``)."""
+    batch, dtype, device = activation.shape[0], activation.dtype, activation.device
+    flat_activation = activation.reshape(batch, -1)
+
+    def make(start: int, stop: int) -> Tuple[Tensor, ...]:
+        ind = groups.indicators(start, stop, batch, dtype, device)  # (k, B, C*S)
+        return (ind.view(stop - start, *activation.shape),)
+
+    def reduce(products: Tuple[Tensor, ...]) -> Tensor:
+        hv = products[0].reshape(products[0].shape[0], batch, -1)
+        return groups.project(flat_activation * hv)  # (k, B, R)
+
+    return make, reduce
 
 
-class RegionPairs(NamedTuple):
-    """The strongest pairs per sample: ``index`` ``(B, k, 2)`` region positions
-    ``(a, b)`` with ``a < b`` (row-major cells without ``regions``), and their
-    ``score`` ``(B, k)``, descending."""
+def _tail_cross_terms(
+    rec: _Recording,
+    target: Optional[Tensor],
+    objective: str,
+    groups: FeatureGroups,
+    chunk_size: int,
+) -> Optional[Tensor]:
+    """``M`` from the recorded tail alone: reverse-over-reverse products
+    through the graph of the layers after ``layer`` (recorded once, with the
+    layers before it under ``no_grad``), so nothing before the layer runs again.
 
-    index: Tensor  # type: ignore[assignment]  # field shadows tuple.index
-    score: Tensor
-
-
-def top_region_pairs(result: Tensor, k: int = 5) -> RegionPairs:
-    """The ``k`` strongest distinct pairs of a TaylorCAM result.
-
-    Args:
-        result (Tensor): Pair scores ``(B, R, R)`` from :meth:`TaylorCAM.attribute`
-            (symmetric; only ``a < b`` is read).
-        k (int, optional): Pairs per sample, at most ``R (R - 1) / 2``. Default: 5
-
-    Returns:
-        RegionPairs: ``index`` ``(B, k, 2)`` and ``score`` ``(B, k)``.
-
-    Examples::
-
-        >>> import torch
-        >>> from captum_higher_order.attr.taylor_cam import top_region_pairs
-        >>> p = torch.zeros(1, 3, 3); p[0, 0, 2] = p[0, 2, 0] = 5.0
-        >>> top_region_pairs(p, k=1).index.tolist()
-        [[[0, 2]]]
-    """
-    if not isinstance(result, Tensor) or result.dim() != 3 or result.shape[1] != result.shape[2]:
-        raise ValueError("`result` must be a (B, R, R) tensor of pair scores.")
-    num = result.shape[1]
-    rows, cols = torch.triu_indices(num, num, offset=1, device=result.device)
-    if not 1 <= k <= rows.numel():
-        raise ValueError(f"k must be between 1 and R(R-1)/2 = {rows.numel()}, got {k}.")
-    upper = result[:, rows, cols]
-    score, order = upper.topk(k, dim=1)
-    index = torch.stack([rows[order], cols[order]], dim=-1)
-    return RegionPairs(index, score)
+    Returns None when the recorded tail has no double backward (an operator
+    without one, a fused attention kernel): the caller then goes through the
+    whole network, where ``auto`` can use forward-over-reverse."""
+    try:
+        with torch.enable_grad():
+            score = select_objective(rec.output, target, objective).sum()
+        recorded = RecordedGradient(score, [rec.leaf])
+        # The problem fixes batch, dtype, device and precision for the engine;
+        # the recorded kernel never calls its forward.
+        problem = make_problem(_no_forward, rec.activation, target, None, objective, "rev_rev",
+                               check_output=False)
+        make, reduce = _cell_vectors(groups, rec.activation)
+        rows = Engine(problem, "rev_rev", rev_rev=recorded).apply(
+            make, groups.num_groups, chunk_size, reduce
+        )
+    except RuntimeError as err:
+        if is_oom(err):
+            raise
+        return None  # e.g. an operator without double backward
+    return rows.permute(1, 2, 0)  # rows[s, b, a] -> M[b, a, s]
 
 
-def pair_centers(
-    index: Tensor,
-    grid_size: Sequence[int],
-    input_size: Sequence[int],
-    regions: Optional[Tensor] = None,
-) -> Tensor:
-    """Pixel coordinates of the two ends of each pair, for drawing.
-
-    A cell ``(i, j)`` of an ``h x w`` layer grid covers input pixels
-    ``[i H / h, (i + 1) H / h)`` by ``[j W / w, (j + 1) W / w)``; its center is
-    ``((i + 0.5) H / h, (j + 0.5) W / w)``. A region's center is the centroid
-    of its pixels (``regions`` at input resolution) or of its cells' centers
-    (``regions`` on the grid).
-
-    Args:
-        index (Tensor): ``(B, k, 2)`` or ``(k, 2)`` region positions, e.g.
-            ``top_region_pairs(result, k).index``.
-        grid_size (sequence of int): The layer's spatial size, e.g. ``(7, 7)``.
-        input_size (sequence of int): The input image's spatial size, e.g.
-            ``(224, 224)``.
-        regions (Tensor, optional): The ``regions`` passed to
-            :meth:`TaylorCAM.attribute`. Default: None
-
-    Returns:
-        Tensor: float ``(B, k, 2, len(grid_size))`` (or ``(k, 2, ...)``):
-        coordinates ``(row, col)`` of both ends, in input pixels.
-
-    Examples::
-
-        >>> import torch
-        >>> from captum_higher_order.attr.taylor_cam import pair_centers
-        >>> pair_centers(torch.tensor([[0, 3]]), (2, 2), (64, 64)).tolist()
-        [[[16.0, 16.0], [48.0, 48.0]]]
-    """
-    grid, size = tuple(int(g) for g in grid_size), tuple(int(s) for s in input_size)
-    if len(grid) != len(size):
-        raise ValueError("`grid_size` and `input_size` need the same number of dims.")
-    squeeze = index.dim() == 2
-    if squeeze:
-        index = index.unsqueeze(0)
-    if index.dim() != 3 or index.shape[-1] != 2:
-        raise ValueError("`index` must be (B, k, 2) or (k, 2) region positions.")
-    batch = index.shape[0]
-    if regions is None:
-        centers = _cell_centers(grid, size).unsqueeze(0)  # (1, R, D)
-    else:
-        region_map, on_grid = _as_region_map(regions, batch, grid, size)
-        _, pos = torch.unique(region_map, sorted=True, return_inverse=True)
-        points = _cell_centers(grid, size) if on_grid else _pixel_centers(size)
-        centers = _centroids(pos.reshape(pos.shape[0], -1), points)
-    centers = centers.to(index.device).expand(batch, -1, -1)
-    flat = index.reshape(batch, -1)
-    if bool((flat < 0).any()) or bool((flat >= centers.shape[1]).any()):
-        raise ValueError(f"`index` holds positions outside 0..{centers.shape[1] - 1}.")
-    gathered = centers.gather(1, flat.unsqueeze(-1).expand(-1, -1, centers.shape[-1]))
-    out = gathered.reshape(batch, index.shape[1], 2, -1)
-    return out[0] if squeeze else out
-
-
-def _cell_centers(grid: Tuple[int, ...], size: Tuple[int, ...]) -> Tensor:
-    axes = [(torch.arange(g, dtype=torch.float64) + 0.5) * (s / g) for g, s in zip(grid, size)]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([m.reshape(-1) for m in mesh], dim=-1)  # (cells, D)
-
-
-def _pixel_centers(size: Tuple[int, ...]) -> Tensor:
-    return _cell_centers(size, size)
-
-
-def _centroids(pos: Tensor, points: Tensor) -> Tensor:
-    """Mean of ``points`` ``(P, D)`` per region position; ``pos`` ``(N, P)``."""
-    num = int(pos.max()) + 1
-    one_hot = F.one_hot(pos, num).to(points.dtype)  # (N, P, R)
-    counts = one_hot.sum(dim=1).clamp_min(1).unsqueeze(-1)  # (N, R, 1)
-    return torch.einsum("npr,pd->nrd", one_hot, points) / counts
+def _no_forward(*args: Any) -> Tensor:
+    raise RuntimeError("TaylorCAM's recorded tail never re-runs the model.")  # pragma: no cover

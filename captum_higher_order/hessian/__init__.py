@@ -39,6 +39,7 @@ from captum_higher_order.hessian.products import (
     hvp,
     value_and_grad,
 )
+from captum_higher_order.hessian.recorded import RecordedGradient as RecordedGradient
 
 __all__ = [
     "MODES",

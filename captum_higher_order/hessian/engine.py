@@ -36,6 +36,7 @@ from captum_higher_order._inputs import (
     TargetType,
     TensorOrTuple,
     ZeroHessianWarning,
+    check_forward,
     check_model_state,
     check_objective,
     find_module,
@@ -95,6 +96,24 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err)
 
 
+#: Phrases of the errors that forward-mode AD or torch.func transforms raise
+#: for what they do not support (and reverse mode may): only these fall back.
+_FORWARD_AD_PHRASES = (
+    "forward ad", "forward-mode", "forward mode", "jvp", "vmap", "functorch",
+    "torch.func", "setup_context", "batching rule", "batched", "dual", "tangent",
+    "not implemented", "not supported", "jit", "script",
+)
+
+
+def is_forward_ad_error(err: BaseException) -> bool:
+    """Whether ``err`` says forward-over-reverse is unsupported for the model (so
+    reverse-over-reverse may work), rather than the model's forward failing."""
+    if isinstance(err, NotImplementedError):
+        return True
+    text = str(err).lower()
+    return any(phrase in text for phrase in _FORWARD_AD_PHRASES)
+
+
 def check_finite(tensors: Tuple[Tensor, ...], what: str) -> None:
     for t in tensors:
         if not bool(torch.isfinite(t).all()):
@@ -140,8 +159,14 @@ def make_problem(
     objective: str,
     mode: str = "auto",
     module: Optional[nn.Module] = None,
+    check_output: bool = True,
 ) -> Problem:
-    """Validate and format everything a second-order call needs."""
+    """Validate and format everything a second-order call needs.
+
+    ``check_output`` runs the model once (no grad) to check its output
+    against the inputs' batch (:func:`~captum_higher_order._inputs.check_forward`);
+    a closure whose inputs are not the model's own (a layer's activation) passes
+    False and checks the model's output itself."""
     check_objective(objective)
     check_mode(mode)
     if not callable(forward_func):
@@ -149,6 +174,10 @@ def make_problem(
     check_model_state(forward_func)
     fmt = format_inputs(inputs, additional_forward_args)
     target_t = format_target(target, fmt.batch_size)
+    if check_output:
+        output = check_forward(forward_func, fmt)
+        if target_t is not None:
+            select_objective(output, target_t, objective)  # target range, objective
     return Problem(forward_func, fmt, target_t, objective, module)
 
 
@@ -274,8 +303,8 @@ class Engine:
         except (ValueError, TypeError):
             raise  # our validation errors and the user's own: never masked
         except Exception as err:
-            if is_oom(err):
-                raise
+            if is_oom(err) or not is_forward_ad_error(err):
+                raise  # e.g. the user's forward raised: do not run it again
             # Only fall back if reverse-over-reverse works; otherwise the
             # original error is the informative one.
             try:

@@ -85,8 +85,12 @@ class _BlockBasis:
         vectors that produced them) are replaced by random ones."""
         block = self._orthogonalise(block)
         eps = torch.finfo(self.dtype).eps
+        # QR has no float16/bfloat16 kernels: run it in float32 for those
+        # (docs/design.md, "Dtype policy").
+        work = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
         for _ in range(3):
-            q, r = torch.linalg.qr(block.transpose(1, 2))  # (B, F, p), (B, p, p)
+            q, r = torch.linalg.qr(block.transpose(1, 2).to(work))  # (B, F, p), (B, p, p)
+            q = q.to(self.dtype)
             diag = torch.diagonal(r, dim1=1, dim2=2).abs()
             tiny = diag <= positive_floor(scale).unsqueeze(1) * 1e3 * eps * block.shape[-1] ** 0.5
             if not bool(tiny.any()):

@@ -148,10 +148,14 @@ def _select(theta: Tensor, k: int, which: str) -> Tensor:
 
 
 def _tridiagonal_eigh(alpha: Tensor, beta: Tensor) -> Tuple[Tensor, Tensor]:
-    t = torch.diag_embed(alpha)
+    # The tridiagonal matrix is tiny: solve it in float64 whatever the dtype
+    # (eigh has no float16/bfloat16 kernels; docs/design.md, "Dtype policy").
+    t = torch.diag_embed(alpha.double())
     if beta.shape[1]:
-        t = t + torch.diag_embed(beta, offset=1) + torch.diag_embed(beta, offset=-1)
-    return torch.linalg.eigh(t)
+        b = beta.double()
+        t = t + torch.diag_embed(b, offset=1) + torch.diag_embed(b, offset=-1)
+    theta, s = torch.linalg.eigh(t)
+    return theta.to(alpha.dtype), s.to(alpha.dtype)
 
 
 class _Krylov:

@@ -180,13 +180,13 @@ def test_ranked_exhaustive_equals_sorted_dense():
 
 
 def test_exhaustive_blocks_merge_like_one_pass(monkeypatch):
-    import captum_higher_order.attr.cross_derivatives as module
+    import captum_higher_order.attr._interaction_sets as module
 
     model = mlp(d_in=6, hidden=8, d_out=3, act=torch.nn.GELU)
     x = torch.randn(2, 6, dtype=DT)
     cd = CrossDerivatives(model)
     whole = cd.attribute(x, target=1, order=3, top_k=7, search="exhaustive")
-    monkeypatch.setattr(module, "_EXHAUSTIVE_BLOCK", 4)  # 15 pairs -> 4 blocks
+    monkeypatch.setattr(module, "EXHAUSTIVE_BLOCK", 4)  # 15 pairs -> 4 blocks
     blocks = cd.attribute(x, target=1, order=3, top_k=7, search="exhaustive")
     assert torch.equal(blocks.indices, whole.indices)
     torch.testing.assert_close(blocks.scores, whole.scores, atol=1e-12, rtol=0)

@@ -413,6 +413,94 @@ def test_noise_tunnel_and_float32():
     assert float(gap.abs().max()) < 1e-4
 
 
+# --------------------------------------------------------------------------- adaptive
+
+
+def _exp_closed_form(w, x, base):
+    """f = exp(w . z): H = w w^T f, so with s = w . D and the moments
+    int t^m (-ln t) dt = 1/(m+1)^2, Gamma = e^{w.x'} [I1 (D w)(D w)^T + I0 diag(D w)],
+    I0 = sum_m s^m / m! / (m+1)^2 and I1 = sum_m s^m / m! / (m+2)^2."""
+    out = []
+    for xb, bb in zip(x, base):
+        s = float(w @ (xb - bb))
+        i0 = sum(s**m / math.factorial(m) / (m + 1) ** 2 for m in range(120))
+        i1 = sum(s**m / math.factorial(m) / (m + 2) ** 2 for m in range(120))
+        dw = (xb - bb) * w
+        out.append(math.exp(float(w @ bb)) * (i1 * torch.outer(dw, dw) + i0 * torch.diag(dw)))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("scale,min_steps", [(0.5, 4), (4.0, 16)])
+def test_adaptive_matches_closed_form_and_doubles(scale, min_steps):
+    # A steep exponential needs more points: the search has to double past
+    # the first rules (the gap at n=2 and n=4 is far above tol).
+    w = torch.tensor([1.5, -2.0, 3.0, 1.0], dtype=D)
+    x = scale * torch.tensor([[0.8, -0.9, 0.7, 0.5], [0.1, 0.4, -0.3, 0.2]], dtype=D)
+    base = torch.full_like(x, 0.05)
+    expected = _exp_closed_form(w, x, base)
+    ih = IntegratedHessians(lambda z: torch.exp(z @ w))
+    tol = 1e-3
+    got = ih.attribute(x, base, n_steps=None, tol=tol)
+    info = ih.last_info
+    assert info.converged is True and info.n_steps >= min_steps
+    assert [n for n, _ in info.tried] == [2 ** k for k in range(1, len(info.tried) + 1)]
+    assert info.tried[-1][0] == info.n_steps and info.tried[-1][1] < tol
+    assert all(g >= tol for _, g in info.tried[:-2])  # earlier rules were not enough
+    assert float(info.relative_gap.max()) < tol
+    rel = (got - expected).abs().amax((1, 2)) / expected.abs().amax((1, 2))
+    assert float(rel.max()) < tol
+    # the relative gap reported is the result's own
+    gap = (got.sum((1, 2)) - (torch.exp(x @ w) - torch.exp(base @ w))).abs()
+    torch.testing.assert_close(info.relative_gap, gap / got.sum(2).abs().sum(1))
+
+
+def test_adaptive_matches_high_step_fixed_rule_grouped_and_expected():
+    model = mlp(d_out=3)
+    gen = torch.Generator().manual_seed(5)
+    x = 2 * torch.randn(3, 6, generator=gen, dtype=D)
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2]])
+    ih = IntegratedHessians(model)
+    tol = 1e-4
+    fine = ih.attribute(x, target=[0, 1, 2], objective="log_softmax", n_steps=64,
+                        feature_mask=mask)
+    assert ih.last_info.tried == () and ih.last_info.relative_gap is None
+    assert ih.last_info.n_steps == 64
+    got, gap = ih.attribute(x, target=[0, 1, 2], objective="log_softmax", n_steps=None,
+                            tol=tol, feature_mask=mask, return_convergence_delta=True)
+    assert ih.last_info.converged and ih.last_info.n_steps < 64
+    scale = fine.abs().amax((1, 2), keepdim=True)
+    assert float(((got - fine).abs() / scale).max()) < tol
+    assert float((gap.abs() / got.sum(2).abs().sum(1)).max()) < tol
+    # ExpectedHessians passes n_steps=None and tol through
+    refs = torch.randn(4, 6, generator=gen, dtype=D)
+    eh = ExpectedHessians(model)
+    adaptive = eh.attribute(x, refs, target=1, n_steps=None, tol=1e-8)
+    torch.testing.assert_close(adaptive, eh.attribute(x, refs, target=1, n_steps=48),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_adaptive_on_relu_output_warns_and_stops():
+    model = mlp(act=nn.ReLU)
+    x = torch.randn(2, 6, dtype=D)
+    ih = IntegratedHessians(model)
+    with pytest.warns(UserWarning, match="stopped shrinking"):
+        ih.attribute(x, target=0, n_steps=None)
+    assert ih.last_info.converged is False and ih.last_info.n_steps <= 32
+
+
+def test_adaptive_argument_errors():
+    model = mlp()
+    x = torch.randn(2, 6, dtype=D)
+    for tol in (0.0, 1.5, float("nan"), "1e-3", True):
+        with pytest.raises(ValueError, match="tol"):
+            IntegratedHessians(model).attribute(x, target=0, n_steps=None, tol=tol)
+    with pytest.raises(ValueError, match="int n_steps"):
+        IntegratedHessians(model, multiply_by_inputs=False).attribute(
+            x, target=0, n_steps=None)
+    with pytest.raises(ValueError, match="method"):
+        IntegratedHessians(model).attribute(x, target=0, n_steps=None, method="simpson")
+
+
 # --------------------------------------------------------------------------- expected
 
 
@@ -448,7 +536,10 @@ def test_module_docstring_weight_is_right():
 def test_docstring_examples_run():
     import doctest
 
+    import captum_higher_order.attr._path_quadrature as quadrature
+    import captum_higher_order.attr.expected_hessians as expected
     import captum_higher_order.attr.integrated_hessians as module
 
-    result = doctest.testmod(module)
-    assert result.attempted >= 10 and result.failed == 0
+    results = [doctest.testmod(m) for m in (module, quadrature, expected)]
+    assert sum(r.attempted for r in results) >= 10
+    assert all(r.failed == 0 for r in results)

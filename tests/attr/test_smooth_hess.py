@@ -89,7 +89,8 @@ def test_smoothgrad_and_hessian_are_the_stein_averages_of_the_same_gradients():
     seen = []
 
     def recording(inp):
-        seen.append(inp.detach().clone())
+        if torch.is_grad_enabled():  # not the no-grad output check at x
+            seen.append(inp.detach().clone())
         return model(inp)
 
     sigma = 0.6
@@ -295,3 +296,24 @@ def test_wraps_in_captum_noise_tunnel():
     )
     assert tunnel.shape == direct.shape
     torch.testing.assert_close(tunnel, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_inside_noise_tunnel_generator_makes_batching_irrelevant():
+    # docs/smooth_hess.md: with generator=None the seed comes from the global
+    # RNG after NoiseTunnel advanced it by an amount that depends on the batch,
+    # so batched and one-at-a-time calls differ; an int generator removes that.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 3)).double().eval()
+    x = torch.randn(2, 4, dtype=torch.float64)
+
+    def run(xs, **kw):
+        torch.manual_seed(1)
+        return NoiseTunnel(SmoothHess(model)).attribute(
+            xs, nt_type="smoothgrad", nt_samples=3, stdevs=0.0, target=0, sigma=0.3,
+            n_samples=64, **kw)
+
+    for kw, same in (({}, False), ({"generator": 5}, True)):
+        batched = run(x, **kw)
+        single = torch.cat([run(x[i:i + 1], **kw) for i in range(2)])
+        assert torch.equal(batched, single) is same

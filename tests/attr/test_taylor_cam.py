@@ -155,6 +155,49 @@ def test_batched_hvps_equal_explicit_hessian():
     torch.testing.assert_close(pairs, explicit_pairs, rtol=1e-9, atol=1e-20)
 
 
+@pytest.mark.parametrize("regions", [False, True])
+def test_recorded_tail_equals_whole_network_path(regions):
+    # The default path (reverse-over-reverse through the recorded tail, the
+    # layers before `layer` run once) against the whole-network forward-over-
+    # reverse path and the dense float64 torch.func oracle.
+    model = small_cnn(seed=4)
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    target = [2, 0, 1]
+    expected, _ = _explicit_cross_terms(model, x, target)
+    kwargs = {}
+    if regions:
+        quadrants = (torch.arange(8).view(8, 1) // 4) * 2 + torch.arange(8).view(1, 8) // 4
+        kwargs["regions"] = quadrants
+        onehot = F.one_hot(quadrants.flatten(), 4).to(torch.float64)  # (cells, 4)
+        expected = onehot.T @ expected @ onehot
+    cam = TaylorCAM(model, model.act1)
+    tail = cam.cross_terms(x, target, chunk_size=5, **kwargs)
+    whole = cam.cross_terms(x, target, mode="fwd_rev", **kwargs)
+    torch.testing.assert_close(tail, expected, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(tail, whole, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode,passes", [("auto", 1), ("rev_rev", 1), ("fwd_rev", 2)])
+def test_recorded_tail_runs_the_layers_before_once(mode, passes):
+    # The head (conv1) runs once on the recorded-tail path; the whole-network
+    # path runs it again for the products (one chunk).
+    model = small_cnn()
+    calls = {"n": 0}
+
+    def count(module, inp, out):
+        calls["n"] += 1
+
+    handle = model.conv1.register_forward_hook(count)
+    try:
+        TaylorCAM(model, model.act1).attribute(
+            torch.randn(2, 1, 8, 8, dtype=torch.float64), target=[0, 1], mode=mode,
+            return_first_order=True,
+        )
+    finally:
+        handle.remove()
+    assert calls["n"] == passes
+
+
 def test_regions_sum_cell_cross_terms():
     # M over regions a, b is sum_{r in a, s in b} M[r, s] = P^T M P.
     model = small_cnn()
@@ -309,9 +352,13 @@ class Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("fail_on_call,grad_enabled", [(1, True), (2, True), (2, False)])
-def test_hooks_removed_after_exception_in_forward(resnet, fail_on_call, grad_enabled):
-    # Call 1 is the recording pass, call 2 the batched HVP pass.
+@pytest.mark.parametrize(
+    "fail_on_call,grad_enabled,mode",
+    [(1, True, "auto"), (1, False, "auto"), (2, True, "fwd_rev"), (2, False, "fwd_rev")],
+)
+def test_hooks_removed_after_exception_in_forward(resnet, fail_on_call, grad_enabled, mode):
+    # Call 1 is the recording pass (the only one on the default recorded-tail
+    # path), call 2 the batched HVP pass through the whole network (fwd_rev).
     calls = {"n": 0}
 
     def explode(module, inp, out):
@@ -324,7 +371,8 @@ def test_hooks_removed_after_exception_in_forward(resnet, fail_on_call, grad_ena
         with torch.set_grad_enabled(grad_enabled):
             with pytest.raises(Boom):
                 TaylorCAM(resnet, resnet.layer4).attribute(
-                    torch.randn(2, 3, 32, 32), target=[0, 1], attribute_to_layer_input=True
+                    torch.randn(2, 3, 32, 32), target=[0, 1], attribute_to_layer_input=True,
+                    mode=mode,
                 )
             assert torch.is_grad_enabled() == grad_enabled  # grad mode restored
         assert calls["n"] >= fail_on_call

@@ -45,6 +45,15 @@ def _run_cnn_grouped(model, x, target, args, seed):
     )
 
 
+def _run_adaptive(model, x, target, args, seed):
+    # The rule is chosen over the whole batch, so per-sample calls may pick
+    # another n_steps; at tol=1e-9 both agree far inside the tolerances below.
+    base = torch.linspace(-0.5, 0.5, 6, dtype=torch.float64).view(1, 6)
+    return IntegratedHessians(model).attribute(
+        x, base, target=target, objective="log_softmax", n_steps=None, tol=1e-9
+    )
+
+
 def _run_expected(model, x, target, args, seed):
     references = torch.randn(
         7, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64
@@ -57,6 +66,8 @@ def _run_expected(model, x, target, args, seed):
 CASES = [
     ContractCase("ih-mlp-logsoftmax", mlp, _mlp_inputs, _run_mlp, targets=[0, 3, 1],
                  atol=1e-10),
+    ContractCase("ih-mlp-adaptive", mlp, _mlp_inputs, _run_adaptive, targets=[0, 3, 1],
+                 atol=1e-8, rtol=1e-6),
     ContractCase("ih-tuple-args-delta", two_input_net, _tuple_inputs, _run_tuple,
                  targets=[2, 0, 1], atol=1e-10),
     ContractCase("ih-cnn-grouped", small_cnn, _cnn_inputs, _run_cnn_grouped,

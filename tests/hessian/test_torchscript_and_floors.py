@@ -84,3 +84,29 @@ def test_zero_gradient_gives_finite_delta_in_float32(method):
         d, delta = method(model).attribute(x, return_convergence_delta=True, **kwargs)
     assert bool(torch.isfinite(delta).all()), delta
     assert bool((d == 0).all())
+
+
+def _tiny_literals(path):
+    """Numeric literals in the code of ``path`` (not strings or comments) that
+    are positive but below float32's smallest normal number."""
+    import io
+    import tokenize
+
+    tiny = torch.finfo(torch.float32).tiny
+    with open(path, encoding="utf-8") as handle:
+        tokens = tokenize.generate_tokens(io.StringIO(handle.read()).readline)
+        return [(tok.start[0], tok.string) for tok in tokens
+                if tok.type == tokenize.NUMBER and 0 < float(tok.string.rstrip("jJ")) < tiny]
+
+
+def test_no_literal_floor_below_float32_range():
+    """A literal like 1e-300 is 0 in float32: floors must come from
+    torch.finfo(dtype) (captum_higher_order._numeric.positive_floor)."""
+    import pathlib
+
+    import captum_higher_order
+
+    root = pathlib.Path(captum_higher_order.__file__).parent
+    found = {str(p.relative_to(root)): hits for p in sorted(root.rglob("*.py"))
+             if (hits := _tiny_literals(p))}
+    assert found == {}, f"literals below float32's range (use torch.finfo): {found}"

@@ -12,7 +12,7 @@ from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRu
 from scipy.stats import spearmanr
 from torch import nn
 
-from captum_higher_order.attr._dtd_layers import roots
+from captum_higher_order.attr.dtd.rules import roots
 from captum_higher_order.attr.dtd_root_check import (
     DTDRootCheck,
     DTDThresholds,

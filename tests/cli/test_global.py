@@ -1,4 +1,4 @@
-"""``captum-ho global`` (dataset_cli.run_global), called in-process.
+"""``captum-ho global`` (cli.global_.run_global), called in-process.
 
 Oracles: the engine's exact Hessian and Captum's Saliency on the whole data,
 the planted pairs of the embedded MLP, and the files the command writes.
@@ -15,7 +15,7 @@ import torch
 from captum.attr import Saliency
 
 from captum_higher_order import zoo
-from captum_higher_order.dataset_cli import add_global_parser, run_global
+from captum_higher_order.cli.global_ import add_global_parser, run_global
 from captum_higher_order.hessian import hessian
 from tests.models import mlp
 
