@@ -46,3 +46,24 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# The documentation site (mkdocs.yml): guides, API reference from the docstrings, the
+# executed tutorials and the benchmark tables, into site/. Strict: any warning (a
+# broken link or reference) fails.
+.PHONY: docs notebooks dist-check
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+# Re-execute every tutorial at full size and store it with its outputs and figures.
+notebooks: $(STAMP)
+	$(BIN)/python tutorials/make_notebooks.py
+
+# Release check: sdist + wheel, twine check, both hold the zoo weights and py.typed
+# (tools/dist_check.py), then the wheel, unpacked alone onto PYTHONPATH (no network; its
+# dependencies come from this venv), runs `captum-ho --version` and `captum-ho demo`
+# from outside the source tree.
+dist-check: $(STAMP)
+	rm -rf dist build/dist-check
+	$(BIN)/python -m build --sdist --wheel --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python tools/dist_check.py dist --install build/dist-check

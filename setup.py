@@ -42,6 +42,10 @@ DEV = VISION + INTEROP + ["path-explain"] + [
 # Hugging Face models and offline tokenizers (captum_higher_order.text, tests/text).
 TEXT = ["transformers", "tokenizers"]
 DEV = DEV + TEXT
+# The documentation site (`make docs`, mkdocs.yml); tests/test_docs_site.py builds it in
+# strict mode, and `make dist-check` uses build and twine, so both are in dev too.
+DOCS = ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "mkdocs-jupyter"]
+DEV += DOCS + ["build", "twine"]
 
 setup(
     name="captum-higher-order",
@@ -58,7 +62,8 @@ setup(
     package_data={"captum_higher_order": ["py.typed", "zoo/*.pt", "zoo/*.json"]},
     include_package_data=True,
     install_requires=["torch>=2.3", "captum>=0.8", "numpy", "matplotlib"],
-    extras_require={"vision": VISION, "interop": INTEROP, "bench": BENCH, "dev": DEV, "text": TEXT},
+    extras_require={"vision": VISION, "interop": INTEROP, "bench": BENCH, "dev": DEV,
+                    "text": TEXT, "docs": DOCS},
     entry_points={"console_scripts": ["captum-ho=captum_higher_order.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: BSD License",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -28,14 +29,45 @@ GEN = _generator()
 NAMES = sorted(GEN.NOTEBOOKS)
 
 
+def _cells(nb):
+    return [(cell.cell_type, cell.get("id"), cell.source) for cell in nb.cells]
+
+
+def _committed(name):
+    return nbformat.read(os.path.join(TUTORIALS, name), as_version=4)
+
+
 def test_committed_notebooks_match_the_generator():
     on_disk = sorted(f for f in os.listdir(TUTORIALS) if f.endswith(".ipynb"))
     assert on_disk == NAMES
     for name in NAMES:
-        with open(os.path.join(TUTORIALS, name), encoding="utf-8") as f:
-            assert f.read() == GEN.render(name), (
-                f"{name} is stale: run `python tutorials/make_notebooks.py`"
-            )
+        title, cells = GEN.NOTEBOOKS[name]
+        assert _cells(_committed(name)) == _cells(GEN.build(cells, title)), (
+            f"{name} is stale: run `make notebooks` (python tutorials/make_notebooks.py)"
+        )
+
+
+def _image_outputs(cell):
+    return [out for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_stored_executed_with_an_ig_figure(name):
+    """Stored with outputs: every code cell ran without error, figures are embedded, and
+    one figure puts Captum's (Layer)IntegratedGradients beside the method taught, followed
+    by a sentence on what the second-order view adds."""
+    nb = _committed(name)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code), f"{name}: not executed"
+    errors = [out for cell in code for out in cell.get("outputs", [])
+              if out.get("output_type") == "error"]
+    assert not errors, f"{name}: stored with an error"
+    ig_figures = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+                  and "IntegratedGradients(" in cell.source and _image_outputs(cell)]
+    assert ig_figures, f"{name}: no stored figure from a cell that runs IntegratedGradients"
+    said = [cell.source for cell in nb.cells if cell.cell_type == "markdown"
+            and re.search(r"What the\s[a-z\s-]+?\sadds", cell.source)]
+    assert said, f"{name}: no sentence on what the second-order view adds"
 
 
 KERNEL = "captum-ho-tests"

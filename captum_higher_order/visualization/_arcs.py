@@ -123,7 +123,12 @@ def add_arc_legend(
         )))
     if not drawn and not hidden:
         handles.append(Patch(visible=False, label=f"no {what} to draw"))
-    title = "colour: sign, width: |score|" if colored_by_sign else "colour and width: |score|"
+    if not colored_by_sign:
+        title = "colour and width: |score|"
+    elif sign == "absolute_value":
+        title = "width: |score| (sign dropped)"
+    else:
+        title = "colour: sign, width: |score|"
     if note:
         title = f"{title}\n{note}"
     # a narrow panel (a column of a side-by-side grid) gets one column of small entries

@@ -54,3 +54,14 @@ def test_interaction_graph_scales_edges_drops_tiny_ones_and_explains_itself():
     assert ax.get_title() == "label 0, predicted 1"
     _, ax = V.visualize_interaction_graph(m, sign="absolute_value", use_pyplot=False)
     assert {matplotlib.colors.to_hex(line.get_color()) for line in ax.lines} == {"#2c7bb6"}
+
+
+def test_absolute_value_legend_does_not_claim_colour_is_the_sign():
+    m = torch.zeros(3, 3)
+    m[0, 1] = m[1, 0] = -2.0
+    m[1, 2] = m[2, 1] = 1.0
+    _, ax = V.visualize_interaction_graph(m, sign="absolute_value", use_pyplot=False)
+    title = ax.get_legend().get_title().get_text()
+    assert "sign dropped" in title and "colour: sign" not in title
+    _, ax = V.visualize_interaction_graph(m, sign="all", use_pyplot=False)
+    assert ax.get_legend().get_title().get_text().startswith("colour: sign, width: |score|")
