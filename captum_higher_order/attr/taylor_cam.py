@@ -51,6 +51,7 @@ from captum_higher_order._inputs import (
     TargetType,
     TensorOrTuple,
     check_dense_size,
+    check_forward,
     check_model_state,
     check_objective,
     find_module,
@@ -145,6 +146,13 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         if not isinstance(layer, nn.Module):
             raise TypeError(
                 f"`layer` must be an nn.Module inside the model, got {type(layer).__name__}."
+            )
+        if isinstance(layer, torch.jit.ScriptModule):
+            # TorchScript modules take no forward hooks, and TaylorCAM hooks the layer.
+            raise TypeError(
+                f"`layer` is a TorchScript module ({type(layer).__name__}), which takes no "
+                "forward hooks: pass the eager (not scripted or traced) model and one of "
+                "its layers."
             )
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
@@ -274,6 +282,7 @@ class TaylorCAM(LayerAttribution, GradientAttribution):
         target_t = format_target(target, fmt.batch_size)
 
         rec = self._record(fmt, to_input)
+        check_forward(self.forward_func, fmt, rec.output)
         target_t = _resolve_target(rec.output.detach(), target_t, objective)
         grad_cam = _grad_cam(rec, target_t, first_order_objective) if first_order else None
         input_grid = tuple(fmt.inputs[0].shape[2:]) if fmt.inputs[0].dim() > 2 else ()

@@ -34,11 +34,8 @@ from tests.captum_style.gen import (
 
 JIT_REFUSALS = {
     DTDRootCheck: Refusal(TypeError, "RecursiveScriptModule|TracedModule"),
-    # torch raises "RuntimeError: register_forward_hook is not supported on
-    # ScriptModules" from inside Captum's hook code; the contract asks for a
-    # TypeError that says to pass the eager model (see the issue 19 report).
-    TaylorCAM: Refusal(TypeError, "(?i)torchscript|scriptmodule",
-                       xfail="TaylorCAM raises torch's RuntimeError for a scripted layer"),
+    # TorchScript modules take no forward hooks: refused in __init__.
+    TaylorCAM: Refusal(TypeError, "(?i)torchscript|scriptmodule"),
 }
 # Bitwise equality is not promised: the optimised graph may fuse differently.
 JIT_DELTA = {torch.float64: 1e-9, torch.float32: 1e-4}
