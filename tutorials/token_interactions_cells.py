@@ -73,6 +73,11 @@ off.fill_diagonal_(0)
 i, j = divmod(int(off.argmax()), T)
 print("strongest pair:", words[i], "x", words[j])
 assert {words[i], words[j]} == {"not", "good"}'''),
+    ("md", r'''What the second-order view adds: the bars put almost all of the score
+on `good` and give `not` a small positive share, which hides how the sentence works.
+The pair matrix shows that `not` and `good` act together: their entry is by far the
+largest off the diagonal (about -2.4 here, against under 0.2 for every other pair),
+the negation that flips the sentiment word.'''),
     ("md", r'''## How often is the planted pair found?
 
 For held-out sentences we rank every pair of real tokens by `|M_ij|` and score
