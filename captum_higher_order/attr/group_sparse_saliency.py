@@ -36,6 +36,7 @@ from captum_higher_order._inputs import (
     format_feature_mask,
 )
 from captum_higher_order._numeric import positive_floor
+from captum_higher_order._progress import inner_progress
 from captum_higher_order.attr.second_order_saliency import (
     caso_problem,
     check_caso_args,
@@ -187,41 +188,43 @@ def fista(
     y, ay = x.clone(), ax.clone()
     t = torch.ones_like(lam_l)
     iterations = torch.zeros(g.shape[0], dtype=torch.long)
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        grad_y = ay - g
-        x_new, ax_new = x.clone(), ax.clone()
-        pending = active.clone()
-        while bool(pending.any()):
-            cand = prox(y - grad_y / lam_l.unsqueeze(1), lambda1 / lam_l)
-            x_new = torch.where(pending.unsqueeze(1), cand, x_new)
-            ax_new = torch.where(pending.unsqueeze(1), apply_a(x_new), ax_new)
-            products += 1
-            delta = x_new - y
-            curvature = _dot(delta, ax_new - ay)
-            # Relative slack: the two sides agree to rounding when L is tight.
-            ok = (curvature <= lam_l * _dot(delta, delta) * (1 + 1e-10)
-                  + torch.finfo(curvature.dtype).tiny)
-            grow = pending & ~ok
-            lam_l = torch.where(grow, 2.0 * lam_l, lam_l)
-            pending = grow
-        # Adaptive restart when the momentum points uphill.
-        restart = _dot(y - x_new, x_new - x) > 0
-        t = torch.where(restart, torch.ones_like(t), t)
-        t_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-        beta = ((t - 1.0) / t_next).unsqueeze(1)
-        y_new = x_new + beta * (x_new - x)
-        ay_new = ax_new + beta * (ax_new - ax)
-        keep = active.unsqueeze(1)
-        y = torch.where(keep, y_new, y)
-        ay = torch.where(keep, ay_new, ay)
-        x = torch.where(keep, x_new, x)
-        ax = torch.where(keep, ax_new, ax)
-        t = torch.where(active, t_next, t)
-        iterations += active.cpu().long()
-        res = torch.where(active, residual_of(x, ax), res)
-        active = active & (res > tol)
+    with inner_progress(max_iter, "FISTA", "it") as bar:
+        for _ in range(max_iter):
+            if not bool(active.any()):
+                break
+            bar.update()
+            grad_y = ay - g
+            x_new, ax_new = x.clone(), ax.clone()
+            pending = active.clone()
+            while bool(pending.any()):
+                cand = prox(y - grad_y / lam_l.unsqueeze(1), lambda1 / lam_l)
+                x_new = torch.where(pending.unsqueeze(1), cand, x_new)
+                ax_new = torch.where(pending.unsqueeze(1), apply_a(x_new), ax_new)
+                products += 1
+                delta = x_new - y
+                curvature = _dot(delta, ax_new - ay)
+                # Relative slack: the two sides agree to rounding when L is tight.
+                ok = (curvature <= lam_l * _dot(delta, delta) * (1 + 1e-10)
+                      + torch.finfo(curvature.dtype).tiny)
+                grow = pending & ~ok
+                lam_l = torch.where(grow, 2.0 * lam_l, lam_l)
+                pending = grow
+            # Adaptive restart when the momentum points uphill.
+            restart = _dot(y - x_new, x_new - x) > 0
+            t = torch.where(restart, torch.ones_like(t), t)
+            t_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
+            beta = ((t - 1.0) / t_next).unsqueeze(1)
+            y_new = x_new + beta * (x_new - x)
+            ay_new = ax_new + beta * (ax_new - ax)
+            keep = active.unsqueeze(1)
+            y = torch.where(keep, y_new, y)
+            ay = torch.where(keep, ay_new, ay)
+            x = torch.where(keep, x_new, x)
+            ax = torch.where(keep, ax_new, ax)
+            t = torch.where(active, t_next, t)
+            iterations += active.cpu().long()
+            res = torch.where(active, residual_of(x, ax), res)
+            active = active & (res > tol)
     return x, res, iterations, products
 
 

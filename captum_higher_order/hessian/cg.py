@@ -15,6 +15,7 @@ from torch import Tensor
 
 from captum_higher_order._inputs import TargetType, TensorOrTuple
 from captum_higher_order._numeric import positive_floor
+from captum_higher_order._progress import inner_progress
 from captum_higher_order.hessian.budget import BudgetLike
 from captum_higher_order.hessian.engine import (
     Engine,
@@ -79,28 +80,30 @@ def conjugate_gradients(
     rr = (r * r).sum(dim=1)
     iterations = torch.zeros(batch, dtype=torch.long)
     active = rr.sqrt() > tol * b_norm
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        ap = apply_a(p)
-        applications += 1
-        curvature = (p * ap).sum(dim=1)
-        bad = active & (curvature <= 0)
-        if bool(bad.any()):
-            raise ValueError(
-                "shift*I - H is not positive definite for sample(s) "
-                f"{bad.nonzero().flatten().tolist()}: raise `shift` above the largest "
-                "Hessian eigenvalue (see top_eigenpairs)."
-            )
-        step = torch.where(active, rr / positive_floor(curvature), torch.zeros_like(rr))
-        d = d + step.unsqueeze(1) * p
-        r = r - step.unsqueeze(1) * ap
-        rr_new = (r * r).sum(dim=1)
-        iterations += active.cpu().long()
-        coef = torch.where(active, rr_new / positive_floor(rr), torch.zeros_like(rr))
-        p = torch.where(active.unsqueeze(1), r + coef.unsqueeze(1) * p, p)
-        rr = torch.where(active, rr_new, rr)
-        active = active & (rr.sqrt() > tol * b_norm)
+    with inner_progress(max_iter, "conjugate gradients", "HVP") as bar:
+        for _ in range(max_iter):
+            if not bool(active.any()):
+                break
+            bar.update()
+            ap = apply_a(p)
+            applications += 1
+            curvature = (p * ap).sum(dim=1)
+            bad = active & (curvature <= 0)
+            if bool(bad.any()):
+                raise ValueError(
+                    "shift*I - H is not positive definite for sample(s) "
+                    f"{bad.nonzero().flatten().tolist()}: raise `shift` above the largest "
+                    "Hessian eigenvalue (see top_eigenpairs)."
+                )
+            step = torch.where(active, rr / positive_floor(curvature), torch.zeros_like(rr))
+            d = d + step.unsqueeze(1) * p
+            r = r - step.unsqueeze(1) * ap
+            rr_new = (r * r).sum(dim=1)
+            iterations += active.cpu().long()
+            coef = torch.where(active, rr_new / positive_floor(rr), torch.zeros_like(rr))
+            p = torch.where(active.unsqueeze(1), r + coef.unsqueeze(1) * p, p)
+            rr = torch.where(active, rr_new, rr)
+            active = active & (rr.sqrt() > tol * b_norm)
     # Report the true residual, not the recursive one.
     true_res = (b - apply_a(d)).norm(dim=1) / b_norm
     return CGResult(d, true_res, iterations, applications + 1)

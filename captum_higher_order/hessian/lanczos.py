@@ -17,6 +17,7 @@ from torch import Tensor
 
 from captum_higher_order._inputs import TargetType, TensorOrTuple
 from captum_higher_order._numeric import positive_floor
+from captum_higher_order._progress import inner_progress
 from captum_higher_order.hessian.budget import BudgetLike
 from captum_higher_order.hessian.engine import (
     Engine,
@@ -240,19 +241,21 @@ def lanczos(
     steps = max(1, min(steps, n))
     krylov = _Krylov(operator, steps, seed, start)
     used = steps
-    for j in range(steps):
-        q = krylov.basis[:, j]
-        w = operator.matvec(q)
-        krylov.alpha[:, j] = (w * q).sum(dim=1)
-        w = krylov.orthogonalise(w, j + 1)
-        krylov.extend(j, w)
-        m = j + 1
-        if m >= k and (m == steps or m % 5 == 0 or m == n):
-            values, _, estimate = krylov.ritz(m, k, which)
-            top = positive_floor(values.abs().amax(dim=1, keepdim=True))
-            if bool((estimate <= tol * top).all()) or m == n:
-                used = m
-                break
+    with inner_progress(steps, "Lanczos", "HVP") as bar:
+        for j in range(steps):
+            bar.update()
+            q = krylov.basis[:, j]
+            w = operator.matvec(q)
+            krylov.alpha[:, j] = (w * q).sum(dim=1)
+            w = krylov.orthogonalise(w, j + 1)
+            krylov.extend(j, w)
+            m = j + 1
+            if m >= k and (m == steps or m % 5 == 0 or m == n):
+                values, _, estimate = krylov.ritz(m, k, which)
+                top = positive_floor(values.abs().amax(dim=1, keepdim=True))
+                if bool((estimate <= tol * top).all()) or m == n:
+                    used = m
+                    break
     values, coords, _ = krylov.ritz(used, k, which)
     vectors = torch.einsum("bmn,bmk->bkn", krylov.basis[:, :used], coords)
     vectors = vectors / vectors.norm(dim=2, keepdim=True)
