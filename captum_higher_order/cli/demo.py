@@ -109,8 +109,10 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"DTD verdict over the samples: {report.overall_verdict} "
               "(Sixt & Landgraf 2022: z+ roots leave the linear region)")
 
-    labels_txt: List[str] = [f"{int(labels[i])} -> {int(pred[i])} ({float(conf[i]):.2f})"
-                             for i in range(len(index))]
+    labels_txt: List[str] = [
+        f"label {int(labels[i])}, predicted {int(pred[i])} (p={float(conf[i]):.2f})"
+        for i in range(len(index))
+    ]
     written = image_figures(
         images.cpu(), results, labels_txt, grid, BLOCK_NAMES, mask[0, 0].cpu(),
         split_output(args.out, "demo_out", "demo"), sample=int(conf.argmin()),

@@ -39,7 +39,8 @@ def _of_kind(results: Dict[str, Tensor], kind: str) -> Dict[str, Tensor]:
 
 
 def _pairs_figure(images: Tensor, pairs: Dict[str, Tensor], pair_names: Sequence[str],
-                  region_mask: Optional[Tensor], path: str, k: int, sample: int) -> None:
+                  region_mask: Optional[Tensor], path: str, k: int, sample: int,
+                  sample_label: str) -> None:
     from matplotlib.figure import Figure
 
     from captum_higher_order import visualization as viz
@@ -50,7 +51,7 @@ def _pairs_figure(images: Tensor, pairs: Dict[str, Tensor], pair_names: Sequence
         label = METHODS[name].label
         viz.visualize_interaction_matrix(
             res[sample], pair_names, plt_fig_axis=(fig, axes[row, 0]), use_pyplot=False,
-            title=f"{label}: sample {sample}", max_labels=20,
+            title=f"{label}: {sample_label}", max_labels=20,
         )
         viz.visualize_top_interactions(
             res[sample], k=8, feature_names=pair_names, plt_fig_axis=(fig, axes[row, 1]),
@@ -88,7 +89,8 @@ def image_figures(images: Tensor, results: Dict[str, Tensor], row_labels: List[s
         written.append(paths[0])
     pairs = _of_kind(results, "pairs")
     if pairs:
-        _pairs_figure(images, pairs, pair_names, region_mask, paths[1], k, sample)
+        sample_label = row_labels[sample] if sample < len(row_labels) else f"sample {sample}"
+        _pairs_figure(images, pairs, pair_names, region_mask, paths[1], k, sample, sample_label)
         written.append(paths[1])
     return written
 

@@ -336,7 +336,7 @@ def test_sampled_roots_estimate_the_exhaustive_report():
         assert (diff < 2 / m ** 0.5).all(), (name, diff)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "vgg11_bn"])
 def test_check_image_scale_runs_bounded(name):
     """torchvision nets at 3x32x32 (the 64x64 memory and time are measured in
     benchmarks/dtd_root_check.py): every layer checked on a few sampled roots."""
@@ -349,3 +349,5 @@ def test_check_image_scale_runs_bounded(name):
     assert report.valid_share.shape == (1, n_layers) and n_layers > 8
     assert (report.n_roots <= 2).all() and report.sampled[:, :-1].all()
     assert torch.isfinite(report.taylor_residual).all()
+    rel = DTDRootCheck(model).attribute(x, target=1)
+    assert rel.shape == x.shape and torch.isfinite(rel).all()
