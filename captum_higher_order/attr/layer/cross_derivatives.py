@@ -2,15 +2,15 @@ r"""Layer Cross Derivatives: local token-pair interactions on an embedding layer
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
-from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
 
 from captum_higher_order._captum import log_usage
 from captum_higher_order._inputs import TargetType
 from captum_higher_order.attr.cross_derivatives import CrossDerivatives
+from captum_higher_order.attr.layer._base import LayerSecondOrderAttribution
 from captum_higher_order.attr.layer._patch import (
     BaselineLike,
     LayerPatch,
@@ -44,7 +44,7 @@ def relative_problem(
     return patch, torch.ones_like(act), (base, act - base) + model.forward_args, mask
 
 
-class LayerCrossDerivatives(LayerAttribution, GradientAttribution):
+class LayerCrossDerivatives(LayerSecondOrderAttribution):
     r"""Cross derivatives (Lerman et al., "Explaining Local, Global, and
     Higher-Order Interactions in Deep Learning", ICCV 2021) of the model with
     respect to a layer's output, grouped by position: ``(B, T, T)``.
@@ -84,17 +84,6 @@ class LayerCrossDerivatives(LayerAttribution, GradientAttribution):
         >>> cd.attribute(torch.tensor([[1, 2, 3]]), target=0).shape
         torch.Size([1, 3, 3])
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor], layer: nn.Module,
-                 device_ids: Optional[List[int]] = None,
-                 multiply_by_inputs: bool = True) -> None:
-        LayerAttribution.__init__(self, forward_func, layer, device_ids)
-        GradientAttribution.__init__(self, forward_func)
-        self._multiply_by_inputs = bool(multiply_by_inputs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     @log_usage()
     def attribute(  # type: ignore[override]

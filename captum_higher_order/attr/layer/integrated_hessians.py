@@ -2,14 +2,14 @@ r"""Layer Integrated Hessians: token-pair interactions on an embedding layer."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Optional, Union
 
-from captum.attr import GradientAttribution, LayerAttribution
-from torch import Tensor, nn
+from torch import Tensor
 
 from captum_higher_order._captum import log_usage
 from captum_higher_order._inputs import TargetType
 from captum_higher_order.attr.integrated_hessians import IntegratedHessians
+from captum_higher_order.attr.layer._base import LayerSecondOrderAttribution
 from captum_higher_order.attr.layer._patch import (
     BaselineLike,
     LayerPatch,
@@ -23,7 +23,7 @@ from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
 __all__ = ["LayerIntegratedHessians"]
 
 
-class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
+class LayerIntegratedHessians(LayerSecondOrderAttribution):
     r"""Integrated Hessians (Janizek, Sturmfels & Lee, JMLR 2021) on the output
     of a layer, grouped by position: token-pair interactions of a transformer.
 
@@ -79,17 +79,6 @@ class LayerIntegratedHessians(LayerAttribution, GradientAttribution):
         >>> gamma.shape, bool(delta.abs().max() < 1e-8)
         (torch.Size([1, 3, 3]), True)
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor], layer: nn.Module,
-                 device_ids: Optional[List[int]] = None,
-                 multiply_by_inputs: bool = True) -> None:
-        LayerAttribution.__init__(self, forward_func, layer, device_ids)
-        GradientAttribution.__init__(self, forward_func)
-        self._multiply_by_inputs = bool(multiply_by_inputs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def has_convergence_delta(self) -> bool:
         return True

@@ -2,13 +2,13 @@ r"""Layer SmoothHess: smoothed token-pair interactions on an embedding layer."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Optional, Union
 
-from captum.attr import GradientAttribution, LayerAttribution
-from torch import Tensor, nn
+from torch import Tensor
 
 from captum_higher_order._captum import log_usage
 from captum_higher_order._inputs import TargetType
+from captum_higher_order.attr.layer._base import LayerSecondOrderAttribution
 from captum_higher_order.attr.layer._patch import BaselineLike, position_mask
 from captum_higher_order.attr.layer.cross_derivatives import relative_problem
 from captum_higher_order.attr.smooth_hess import SmoothHess
@@ -17,7 +17,7 @@ from captum_higher_order.hessian import DEFAULT_MAX_DENSE_FEATURES
 __all__ = ["LayerSmoothHess"]
 
 
-class LayerSmoothHess(LayerAttribution, GradientAttribution):
+class LayerSmoothHess(LayerSecondOrderAttribution):
     r"""SmoothHess (Torop, Masoomi et al., NeurIPS 2023) with respect to a
     layer's output, grouped by position: ``(B, T, T)``.
 
@@ -59,17 +59,6 @@ class LayerSmoothHess(LayerAttribution, GradientAttribution):
         ...              n_samples=64, generator=0).shape
         torch.Size([1, 3, 3])
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor], layer: nn.Module,
-                 device_ids: Optional[List[int]] = None,
-                 multiply_by_inputs: bool = True) -> None:
-        LayerAttribution.__init__(self, forward_func, layer, device_ids)
-        GradientAttribution.__init__(self, forward_func)
-        self._multiply_by_inputs = bool(multiply_by_inputs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     @log_usage()
     def attribute(  # type: ignore[override]
