@@ -1,4 +1,4 @@
-"""Inner progress bars: the solver loops (Lanczos, CG, FISTA) report their
+"""Inner progress bars: the solver loops (block Krylov, Lanczos, CG, FISTA) report their
 iterations inside ``showing_progress(True)`` and stay silent outside it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_solver_iterations_are_shown_only_when_asked(capsys):
         GroupSparseSaliency(model).attribute(x, target=0, lambda1=1e-3)
         solve(model, x, torch.ones_like(x), shift=100.0, target=0)
     err = capsys.readouterr().err
-    assert "Lanczos" in err and "conjugate gradients" in err and "FISTA" in err
+    assert "block Krylov" in err and "conjugate gradients" in err and "FISTA" in err
     SecondOrderSaliency(model).attribute(x, target=0)
     GroupSparseSaliency(model).attribute(x, target=0, lambda1=1e-3)
     solve(model, x, torch.ones_like(x), shift=100.0, target=0)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from captum_higher_order._numeric import positive_floor
+from captum_higher_order._progress import inner_progress
 from captum_higher_order.hessian.cg import conjugate_gradients
 from captum_higher_order.hessian.lanczos import FlatOperator
 
@@ -153,17 +154,20 @@ def lambda_max_and_shifted_solve(
     basis = _BlockBasis(operator, seed)
     g_norm = positive_floor(rhs.norm(dim=1))
     start = torch.stack([rhs, basis._random(1)[:, 0]], dim=1)
-    basis.add(start[:, : min(2, cap)], g_norm)
-    steps = 1
-    while True:
-        lam_max, eig_res, lam, d, res = _evaluate(basis, rhs, shift_of, g_norm)
-        eig_ok = eig_res <= eig_tol * (lam_max.abs() + ridge)
-        done = bool((eig_ok & (res <= tol)).all())
-        if done or basis.size >= cap or steps >= max_steps:
-            break
-        seed_block, scale = basis.next_block(2)
-        basis.add(seed_block[:, : min(2, cap - basis.size)], scale)
-        steps += 1
+    with inner_progress(max_steps, "block Krylov", "pass") as bar:
+        basis.add(start[:, : min(2, cap)], g_norm)
+        bar.update()
+        steps = 1
+        while True:
+            lam_max, eig_res, lam, d, res = _evaluate(basis, rhs, shift_of, g_norm)
+            eig_ok = eig_res <= eig_tol * (lam_max.abs() + ridge)
+            done = bool((eig_ok & (res <= tol)).all())
+            if done or basis.size >= cap or steps >= max_steps:
+                break
+            seed_block, scale = basis.next_block(2)
+            basis.add(seed_block[:, : min(2, cap - basis.size)], scale)
+            bar.update()
+            steps += 1
     cg_steps = 0
     if not bool((res <= tol).all()):
         # The basis cap came first: finish by CG from the Galerkin solution.
