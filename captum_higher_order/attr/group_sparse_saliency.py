@@ -466,7 +466,7 @@ class GroupSparseSaliency(GradientAttribution):
         """
         check_caso_args(lambda2, lambda2_mode, objective, self.mode)
         lo, hi = _check_sparsity_range(sparsity_range)
-        _check_solver_args(max_iter, search_steps)
+        check_iteration_caps(optional=False, max_iter=max_iter, search_steps=search_steps)
         check_iteration_caps(eig_max_iter=eig_max_iter)
         problem, g, hessian_op = caso_problem(
             self.forward_func, inputs, target, additional_forward_args, objective,
@@ -545,12 +545,6 @@ def _check_sparsity_range(sparsity_range: Sequence[float]) -> Tuple[float, float
             f"zeros), got {tuple(sparsity_range)}."
         )
     return lo, hi
-
-
-def _check_solver_args(max_iter: int, search_steps: int) -> None:
-    for name, value in (("max_iter", max_iter), ("search_steps", search_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
 
 
 def _format_lambda1(lambda1: Union[None, float, Tensor], batch: int,

@@ -100,12 +100,15 @@ def check_caso_args(lambda2: float, lambda2_mode: str, objective: str, mode: str
     check_mode(mode)
 
 
-def check_iteration_caps(**caps: Optional[int]) -> None:
-    """Refuse iteration caps that are not positive ints (None: the default)."""
+def check_iteration_caps(optional: bool = True, **caps: Optional[int]) -> None:
+    """Refuse iteration caps that are not positive ints (None, the default,
+    is accepted when ``optional``)."""
     for name, value in caps.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise ValueError(f"`{name}` must be a positive int or None, got {value!r}.")
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            allowed = "a positive int or None" if optional else "a positive int"
+            raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
 
 
 #: Default tolerances by input dtype: (solver, Lanczos). In float32 the

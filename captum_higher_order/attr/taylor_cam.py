@@ -497,12 +497,6 @@ def _checked_groups(
     regions: Optional[Tensor], activation: Tensor, input_grid: Tuple[int, ...], max_regions: int
 ) -> FeatureGroups:
     groups = region_groups(regions, activation, input_grid)
-    try:
-        check_dense_size(groups.num_groups, max_regions, "TaylorCAM's pair map",
-                         "max_regions", "`regions`")
-    except ValueError as err:
-        raise ValueError(
-            f"{err} For TaylorCAM, group the layer's cells with `regions` "
-            "(or raise `max_regions`)."
-        ) from None
+    check_dense_size(groups.num_groups, max_regions, "TaylorCAM's pair map",
+                     "max_regions", "`regions`")
     return groups
