@@ -85,7 +85,7 @@ def measure(name: str, model: nn.Module, x, device: str, repeats: int) -> List[D
             "Lanczos then CG (round 1)": partial(round_one, model, x, target, lambda2),
             "GroupSparseSaliency": partial(_gss, model, x, target, lambda2),
         }
-        results = {}
+        results, row_of = {}, {}
         for label, run in runs.items():
             try:
                 seconds = median_time(run, repeats, device)
@@ -95,13 +95,15 @@ def measure(name: str, model: nn.Module, x, device: str, repeats: int) -> List[D
                 continue
             out, peak = peak_memory(run, device)
             results[label] = out
-            rows.append({"model": name, "lambda2": lambda2, "solver": label,
-                         "seconds": seconds, "grad": t_grad, "hvps": out["hvps"],
-                         "passes": out["passes"], "peak_mib": peak})
+            row_of[label] = {"model": name, "lambda2": lambda2, "solver": label,
+                             "seconds": seconds, "grad": t_grad, "hvps": out["hvps"],
+                             "passes": out["passes"], "peak_mib": peak}
+            rows.append(row_of[label])
         if "Lanczos then CG (round 1)" in results and "SecondOrderSaliency" in results:
             ref = results["Lanczos then CG (round 1)"]["d"]
             diff = results["SecondOrderSaliency"]["d"] - ref
-            rows[-3]["agreement"] = float(diff.norm(dim=1).max() / ref.norm(dim=1).max())
+            row_of["SecondOrderSaliency"]["agreement"] = float(
+                diff.norm(dim=1).max() / ref.norm(dim=1).max())
     return rows
 
 

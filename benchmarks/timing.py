@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import torch
 
@@ -100,15 +100,26 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu") -> Tuple[object, 
         _fast_allocator_again()
 
 
-def _return_freed_memory() -> bool:
-    """mmap every block over 64 KiB and trim the heap; False off glibc/Linux."""
+# mallopt parameters (glibc's malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _libc() -> Any:
+    """glibc through ctypes, or None where it is not there."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_mmap_threshold = -3
-        if not libc.mallopt(m_mmap_threshold, 64 * 1024):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def _return_freed_memory() -> bool:
+    """mmap every block over 64 KiB and trim the heap; False off glibc/Linux."""
+    libc = _libc()
+    try:
+        if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024):
             return False
         libc.malloc_trim(0)
         _status_kib("VmRSS")
@@ -123,15 +134,12 @@ def _fast_allocator_again() -> None:
     (2x on resnet18 solver calls). glibc's dynamic thresholds cannot be switched
     back on, so set them to the values they grow to: blocks under 32 MiB from the
     heap, trimmed above 64 MiB."""
-    import ctypes
-    import ctypes.util
-
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 32 * 2**20)
-        libc.mallopt(m_trim_threshold, 64 * 2**20)
-    except (OSError, AttributeError):
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+            libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+    except AttributeError:
         pass
 
 
