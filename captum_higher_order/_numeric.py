@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["positive_floor"]
+__all__ = ["HALF_DTYPES", "positive_floor"]
+
+#: The half-precision dtypes, whose solver linear algebra and DTD tapes run in float32.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def positive_floor(t: Tensor) -> Tensor:

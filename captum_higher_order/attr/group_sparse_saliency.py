@@ -35,7 +35,7 @@ from captum_higher_order._inputs import (
     TensorOrTuple,
     format_feature_mask,
 )
-from captum_higher_order._numeric import positive_floor
+from captum_higher_order._numeric import HALF_DTYPES, positive_floor
 from captum_higher_order._progress import inner_progress
 from captum_higher_order.attr.second_order_saliency import (
     caso_problem,
@@ -276,7 +276,7 @@ def _search_lambda1(
     lo, hi = sparsity_range
     mid = 0.5 * (lo + hi)
     # quantile has no float16/bfloat16 kernels (docs/design.md, "Dtype policy").
-    work = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
+    work = scores.float() if scores.dtype in HALF_DTYPES else scores
     start = torch.quantile(work, min(max(mid, 0.0), 1.0), dim=1).to(scores.dtype)
     top = scores.amax(dim=1)
     start = torch.where(start > 0, start, 0.5 * top)

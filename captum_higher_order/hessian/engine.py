@@ -45,6 +45,7 @@ from captum_higher_order._inputs import (
     run_forward,
     select_objective,
 )
+from captum_higher_order._numeric import HALF_DTYPES
 from captum_higher_order._progress import inner_progress
 from captum_higher_order.hessian.attention import check_attention, math_attention
 from captum_higher_order.hessian.budget import (
@@ -113,9 +114,6 @@ def is_forward_ad_error(err: BaseException) -> bool:
         return True
     text = str(err).lower()
     return any(phrase in text for phrase in _FORWARD_AD_PHRASES)
-
-
-HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def check_half_finite(products: Tuple[Tensor, ...], dtype: torch.dtype) -> None:

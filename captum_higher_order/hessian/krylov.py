@@ -30,7 +30,7 @@ from typing import Callable, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_higher_order._numeric import positive_floor
+from captum_higher_order._numeric import HALF_DTYPES, positive_floor
 from captum_higher_order._progress import inner_progress
 from captum_higher_order.hessian.cg import conjugate_gradients
 from captum_higher_order.hessian.lanczos import FlatOperator
@@ -88,7 +88,7 @@ class _BlockBasis:
         eps = torch.finfo(self.dtype).eps
         # QR has no float16/bfloat16 kernels: run it in float32 for those
         # (docs/design.md, "Dtype policy").
-        work = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
+        work = torch.float32 if self.dtype in HALF_DTYPES else self.dtype
         for _ in range(3):
             q, r = torch.linalg.qr(block.transpose(1, 2).to(work))  # (B, F, p), (B, p, p)
             q = q.to(self.dtype)

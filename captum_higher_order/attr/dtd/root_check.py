@@ -31,6 +31,7 @@ from captum_higher_order._inputs import (
     format_target,
     select_objective,
 )
+from captum_higher_order._numeric import HALF_DTYPES
 from captum_higher_order.attr.dtd.check import CheckSettings, check_layer, switch_owners
 from captum_higher_order.attr.dtd.ops import DEFAULT_EPSILON
 from captum_higher_order.attr.dtd.parse import parse_model
@@ -53,8 +54,6 @@ from captum_higher_order.attr.dtd.verify import verify_tape
 
 __all__ = ["DTDRootCheck", "MAX_ROOTS"]
 
-_HALF = (torch.float16, torch.bfloat16)
-
 
 def _compute_input(model: nn.Module, x: Tensor) -> Tensor:
     """The input in the dtype DTD computes in (docs/dtd_root_check.md, "dtype"):
@@ -67,7 +66,7 @@ def _compute_input(model: nn.Module, x: Tensor) -> Tensor:
         raise ValueError(
             f"The inputs are {x.dtype} but the model's parameters are {params[0].dtype}; "
             f"cast one of them (e.g. inputs.to({params[0].dtype})).")
-    return x.detach().float() if x.dtype in _HALF else x.detach()
+    return x.detach().float() if x.dtype in HALF_DTYPES else x.detach()
 
 #: Default ``max_roots`` of :meth:`DTDRootCheck.check`: layers with at most this
 #: many neurons with relevance per sample are checked exhaustively.

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_higher_order._inputs import run_forward
+from captum_higher_order._numeric import HALF_DTYPES
 from captum_higher_order.attr.dtd.ops import AddOp
 from captum_higher_order.attr.dtd.parse import SUPPORTED_MODULES, Tape
 
@@ -44,7 +45,7 @@ def _close(a: Tensor, b: Tensor) -> bool:
     if a.numel() == 0:
         return True
     dtypes = {a.dtype, b.dtype}
-    if dtypes & {torch.float16, torch.bfloat16}:
+    if dtypes & set(HALF_DTYPES):
         # the model ran in half precision, the tape in float32: rounding grows with
         # depth; structural mismatches are O(1).
         rel = 5e-2
